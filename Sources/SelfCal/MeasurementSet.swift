@@ -1,1 +1,308 @@
-import CCasacore
+import Foundation
+import Imaging
+
+/// One antenna of the ANTENNA subtable.
+public struct Antenna: Sendable, Equatable {
+    public var name: String
+    /// ITRF position, metres.
+    public var position: SIMD3<Double>
+    public var dishDiameter: Double
+}
+
+/// One row of SPECTRAL_WINDOW.
+public struct SpectralWindow: Sendable, Equatable {
+    public var id: Int
+    /// Channel centre frequencies, Hz.
+    public var frequencies: [Double]
+    public var channelCount: Int { frequencies.count }
+    public var centreFrequency: Double { frequencies.reduce(0, +) / Double(max(1, frequencies.count)) }
+}
+
+/// Correlation types (casacore's Stokes enum values).
+public enum Correlation: Int32, Sendable, CaseIterable {
+    case RR = 5, RL = 6, LR = 7, LL = 8, XX = 9, XY = 10, YX = 11, YY = 12
+
+    public var name: String { "\(self)" }
+    /// The receptor indices (feed 1, feed 2) the product is formed from.
+    public var receptors: (Int, Int) {
+        switch self {
+        case .RR, .XX: return (0, 0)
+        case .RL, .XY: return (0, 1)
+        case .LR, .YX: return (1, 0)
+        case .LL, .YY: return (1, 1)
+        }
+    }
+    public var isParallelHand: Bool { receptors.0 == receptors.1 }
+}
+
+/// One row of POLARIZATION.
+public struct Polarization: Sendable, Equatable {
+    public var correlations: [Correlation]
+}
+
+/// One row of DATA_DESCRIPTION.
+public struct DataDescription: Sendable, Equatable {
+    public var spectralWindow: Int
+    public var polarization: Int
+}
+
+/// One row of FIELD: the phase centre and its direction frame.
+public struct Field: Sendable, Equatable {
+    public var name: String
+    /// Phase centre, radians, in `frame`.
+    public var ra: Double
+    public var dec: Double
+    /// "J2000", "B1950", ...
+    public var frame: String
+}
+
+/// A contiguous range of main-table rows sharing one data description, read or written as one unit.
+public struct RowChunk: Sendable, Equatable {
+    public var start: Int
+    public var count: Int
+    public var dataDescription: Int
+}
+
+/// The visibilities and metadata of one `RowChunk`. Array data are in casacore order:
+/// per row, `npol` correlations vary fastest, then channels.
+public struct VisibilityChunk: Sendable {
+    public var chunk: RowChunk
+    public var channelCount: Int
+    public var correlationCount: Int
+    public var time: [Double] = []
+    public var antenna1: [Int32] = []
+    public var antenna2: [Int32] = []
+    public var flagRow: [Bool] = []
+    /// 3 per row, metres.
+    public var uvw: [Double] = []
+    /// Interleaved (re, im), `2 * rows * nchan * npol` floats.
+    public var data: [Float] = []
+    /// One byte per visibility (0 or 1).
+    public var flags: [UInt8] = []
+    /// Per visibility (from WEIGHT_SPECTRUM, or WEIGHT broadcast over channels).
+    public var weights: [Float] = []
+
+    public var rowCount: Int { chunk.count }
+    public var cellSize: Int { channelCount * correlationCount }
+}
+
+/// A Measurement Set opened through casacore, with its subtables read into Swift values.
+///
+/// The main table is accessed in row chunks (`rowChunks`), never as whole columns, so a 2 GB MS
+/// never has to fit in memory. Errors name the MS, subtable and column.
+public final class MeasurementSet: @unchecked Sendable {
+    public enum Mode: Sendable { case readOnly, readWrite }
+
+    public let path: String
+    public let table: CasaTable
+    public let antennas: [Antenna]
+    public let spectralWindows: [SpectralWindow]
+    public let polarizations: [Polarization]
+    public let dataDescriptions: [DataDescription]
+    public let fields: [Field]
+
+    public init(path: String, mode: Mode = .readOnly) throws {
+        self.path = path
+        if mode == .readWrite, FileManager.default.fileExists(atPath: path),
+           !FileManager.default.isWritableFile(atPath: path + "/table.dat") || !FileManager.default.isWritableFile(atPath: path) {
+            throw PipelineError(.badInput, "the MS is not writable (check its permissions, or work on a copy)", context: path)
+        }
+        table = try CasaTable(path: path, writable: mode == .readWrite)
+        for col in ["ANTENNA1", "ANTENNA2", "TIME", "DATA_DESC_ID", "UVW"] {
+            try table.requireColumn(col, hint: "is this a Measurement Set?")
+        }
+
+        let ant = try table.subtable("ANTENNA")
+        let names = try ant.strings("NAME")
+        let pos = try ant.readDoubleArrays("POSITION", start: 0, count: ant.rowCount, cellSize: 3)
+        let dish = ant.hasColumn("DISH_DIAMETER") ? try ant.doubles("DISH_DIAMETER") : Array(repeating: 0, count: ant.rowCount)
+        antennas = (0..<ant.rowCount).map {
+            Antenna(name: names[$0], position: SIMD3(pos[3 * $0], pos[3 * $0 + 1], pos[3 * $0 + 2]), dishDiameter: dish[$0])
+        }
+
+        spectralWindows = try Self.readSpectralWindows(table)
+
+        let pol = try table.subtable("POLARIZATION")
+        let ncorr = try pol.ints("NUM_CORR")
+        polarizations = try (0..<pol.rowCount).map { row in
+            let types = try pol.intCell("CORR_TYPE", row: row, maxElements: Int(ncorr[row]))
+            return Polarization(correlations: try types.map { t in
+                guard let c = Correlation(rawValue: t) else {
+                    throw PipelineError(.badInput, "unsupported correlation type \(t) in CORR_TYPE", context: path + "/POLARIZATION")
+                }
+                return c
+            })
+        }
+
+        let dd = try table.subtable("DATA_DESCRIPTION")
+        let ddSpw = try dd.ints("SPECTRAL_WINDOW_ID"), ddPol = try dd.ints("POLARIZATION_ID")
+        dataDescriptions = (0..<dd.rowCount).map { DataDescription(spectralWindow: Int(ddSpw[$0]), polarization: Int(ddPol[$0])) }
+
+        let fld = try table.subtable("FIELD")
+        let fnames = try fld.strings("NAME")
+        let frame = (try? fld.columnKeyword("PHASE_DIR", "MEASINFO.Ref")) ?? "J2000"
+        fields = try (0..<fld.rowCount).map { row in
+            let d = try fld.doubleCell("PHASE_DIR", row: row, maxElements: 2)
+            return Field(name: fnames[row], ra: d[0], dec: d[1], frame: frame)
+        }
+        guard !fields.isEmpty, !dataDescriptions.isEmpty, !antennas.isEmpty else {
+            throw PipelineError(.badInput, "the FIELD, DATA_DESCRIPTION or ANTENNA subtable is empty", context: path)
+        }
+    }
+
+    public var rowCount: Int { table.rowCount }
+    public var isWritable: Bool { table.isWritable }
+    public var columnNames: [String] { table.columnNames }
+    public func hasColumn(_ name: String) -> Bool { table.hasColumn(name) }
+
+    /// The SPW and polarisation setup of a data description.
+    public func setup(of ddid: Int) throws -> (spw: SpectralWindow, pol: Polarization) {
+        guard ddid >= 0, ddid < dataDescriptions.count else {
+            throw PipelineError(.badInput, "DATA_DESC_ID \(ddid) has no DATA_DESCRIPTION row", context: path)
+        }
+        let d = dataDescriptions[ddid]
+        return (spectralWindows[d.spectralWindow], polarizations[d.polarization])
+    }
+
+    /// Adds MODEL_DATA / CORRECTED_DATA if absent (tiled, shaped like DATA).
+    public func ensureDataColumn(_ name: String) throws {
+        if !table.hasColumn(name) { try table.addDataColumn(name, like: "DATA") }
+    }
+
+    /// Splits the main table into contiguous runs of rows with one DATA_DESC_ID, each about
+    /// `targetRows` long and cut at a change of TIME where possible.
+    public func rowChunks(targetRows: Int = 50_000) throws -> [RowChunk] {
+        let n = rowCount
+        guard n > 0 else { return [] }
+        var chunks: [RowChunk] = []
+        let block = 1_000_000
+        var start = 0
+        var current: RowChunk?
+        var lastTime = 0.0
+        while start < n {
+            let m = min(block, n - start)
+            let dd = try table.ints("DATA_DESC_ID", start: start, count: m)
+            let tm = try table.doubles("TIME", start: start, count: m)
+            for i in 0..<m {
+                let d = Int(dd[i])
+                if var c = current {
+                    let cut = d != c.dataDescription || (c.count >= targetRows && tm[i] != lastTime) || c.count >= 4 * targetRows
+                    if cut {
+                        chunks.append(c)
+                        current = RowChunk(start: start + i, count: 1, dataDescription: d)
+                    } else {
+                        c.count += 1
+                        current = c
+                    }
+                } else {
+                    current = RowChunk(start: start + i, count: 1, dataDescription: d)
+                }
+                lastTime = tm[i]
+            }
+            start += m
+        }
+        if let c = current { chunks.append(c) }
+        return chunks
+    }
+
+    /// What `read` fetches besides the metadata.
+    public struct Columns: OptionSet, Sendable {
+        public let rawValue: Int
+        public init(rawValue: Int) { self.rawValue = rawValue }
+        public static let flags = Columns(rawValue: 1)
+        public static let weights = Columns(rawValue: 2)
+        public static let uvw = Columns(rawValue: 4)
+    }
+
+    /// Reads one chunk: TIME, ANTENNA1/2, FLAG_ROW always; `dataColumn` (nil for none) and `extra`.
+    public func read(_ chunk: RowChunk, dataColumn: String?, extra: Columns = []) throws -> VisibilityChunk {
+        let (spw, pol) = try setup(of: chunk.dataDescription)
+        var v = VisibilityChunk(chunk: chunk, channelCount: spw.channelCount, correlationCount: pol.correlations.count)
+        let s = chunk.start, n = chunk.count, cs = v.cellSize
+        v.time = try table.doubles("TIME", start: s, count: n)
+        v.antenna1 = try table.ints("ANTENNA1", start: s, count: n)
+        v.antenna2 = try table.ints("ANTENNA2", start: s, count: n)
+        v.flagRow = table.hasColumn("FLAG_ROW") ? try table.bools("FLAG_ROW", start: s, count: n) : Array(repeating: false, count: n)
+        if let col = dataColumn {
+            try table.requireColumn(col, hint: col == "MODEL_DATA" ? "seed a model first, e.g. with `selfcal predict`" : "")
+            v.data = [Float](repeating: 0, count: 2 * n * cs)
+            try v.data.withUnsafeMutableBufferPointer { try table.readComplex(col, start: s, count: n, cellSize: cs, into: $0) }
+        }
+        if extra.contains(.flags) {
+            v.flags = [UInt8](repeating: 0, count: n * cs)
+            if table.hasColumn("FLAG") {
+                try v.flags.withUnsafeMutableBufferPointer { try table.readFlags("FLAG", start: s, count: n, cellSize: cs, into: $0) }
+            }
+            for r in 0..<n where v.flagRow[r] {
+                for k in 0..<cs { v.flags[r * cs + k] = 1 }
+            }
+        }
+        if extra.contains(.weights) {
+            v.weights = [Float](repeating: 1, count: n * cs)
+            if table.hasColumn("WEIGHT_SPECTRUM"), (try? table.cellShape("WEIGHT_SPECTRUM", row: s))?.reduce(1, *) == cs {
+                try v.weights.withUnsafeMutableBufferPointer { try table.readFloats("WEIGHT_SPECTRUM", start: s, count: n, cellSize: cs, into: $0) }
+            } else if table.hasColumn("WEIGHT") {
+                let np = v.correlationCount
+                var w = [Float](repeating: 1, count: n * np)
+                try w.withUnsafeMutableBufferPointer { try table.readFloats("WEIGHT", start: s, count: n, cellSize: np, into: $0) }
+                for r in 0..<n {
+                    for c in 0..<v.channelCount {
+                        for p in 0..<np { v.weights[r * cs + c * np + p] = w[r * np + p] }
+                    }
+                }
+            }
+        }
+        if extra.contains(.uvw) {
+            v.uvw = try table.readDoubleArrays("UVW", start: s, count: n, cellSize: 3)
+        }
+        return v
+    }
+
+    /// Reads a complex data column for a chunk into a caller's buffer (interleaved re, im).
+    public func readData(_ column: String, chunk: RowChunk, cellSize: Int, into buffer: inout [Float]) throws {
+        if buffer.count < 2 * chunk.count * cellSize { buffer = [Float](repeating: 0, count: 2 * chunk.count * cellSize) }
+        try buffer.withUnsafeMutableBufferPointer {
+            try table.readComplex(column, start: chunk.start, count: chunk.count, cellSize: cellSize, into: $0)
+        }
+    }
+
+    /// Writes a complex data column for a chunk (interleaved re, im). The MS must be writable.
+    public func writeData(_ column: String, chunk: RowChunk, cellSize: Int, from data: [Float]) throws {
+        guard isWritable else {
+            throw PipelineError(.badInput, "cannot write \(column): the MS is opened read-only", context: path)
+        }
+        try data.withUnsafeBufferPointer {
+            try table.writeComplex(column, start: chunk.start, count: chunk.count, cellSize: cellSize, from: $0)
+        }
+    }
+
+    public func writeFlags(chunk: RowChunk, cellSize: Int, _ flags: [UInt8]) throws {
+        try flags.withUnsafeBufferPointer {
+            try table.writeFlags("FLAG", start: chunk.start, count: chunk.count, cellSize: cellSize, from: $0)
+        }
+    }
+
+    /// Fraction of visibilities flagged (FLAG or FLAG_ROW), over the whole MS, excluding autocorrelations.
+    public func flaggedFraction() throws -> Double {
+        var flagged = 0, total = 0
+        for c in try rowChunks() {
+            let v = try read(c, dataColumn: nil, extra: .flags)
+            let cs = v.cellSize
+            for r in 0..<v.rowCount where v.antenna1[r] != v.antenna2[r] {
+                total += cs
+                for k in 0..<cs where v.flags[r * cs + k] != 0 { flagged += 1 }
+            }
+        }
+        return total == 0 ? 1 : Double(flagged) / Double(total)
+    }
+}
+
+extension MeasurementSet {
+    static func readSpectralWindows(_ table: CasaTable) throws -> [SpectralWindow] {
+        let spw = try table.subtable("SPECTRAL_WINDOW")
+        let nchan = try spw.ints("NUM_CHAN")
+        return try (0..<spw.rowCount).map { row in
+            SpectralWindow(id: row, frequencies: try spw.doubleCell("CHAN_FREQ", row: row, maxElements: Int(nchan[row])))
+        }
+    }
+}

@@ -1,0 +1,23 @@
+import ArgumentParser
+import Foundation
+import Imaging
+import SelfCal
+
+@main
+struct SelfCalCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "selfcal",
+        abstract: "Self-calibration of radio-interferometer Measurement Sets: seed, solve, apply, image, judge.",
+        subcommands: [Simulate.self]
+    )
+}
+
+/// Runs a command body, mapping `PipelineError` to its exit code with a one-line message.
+func runReportingErrors(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let e as PipelineError {
+        FileHandle.standardError.write(Data("selfcal: error: \(e.description)\n".utf8))
+        throw ExitCode(e.exitCode)
+    }
+}
