@@ -103,9 +103,8 @@ public final class MeasurementSet: @unchecked Sendable {
 
     public init(path: String, mode: Mode = .readOnly) throws {
         self.path = path
-        if mode == .readWrite, FileManager.default.fileExists(atPath: path),
-           !FileManager.default.isWritableFile(atPath: path + "/table.dat") || !FileManager.default.isWritableFile(atPath: path) {
-            throw PipelineError(.badInput, "the MS is not writable (check its permissions, or work on a copy)", context: path)
+        if mode == .readWrite, FileManager.default.fileExists(atPath: path + "/table.dat"), !Self.isWritable(path) {
+            throw PipelineError(.badInput, "the MS is read-only (make it writable with `chmod -R u+w`, or work on a copy)", context: path)
         }
         table = try CasaTable(path: path, writable: mode == .readWrite)
         for col in ["ANTENNA1", "ANTENNA2", "TIME", "DATA_DESC_ID", "UVW"] {
@@ -298,6 +297,17 @@ public final class MeasurementSet: @unchecked Sendable {
 }
 
 extension MeasurementSet {
+    /// Writable by permissions, judged from the mode bits too (root passes every access() check,
+    /// but a table someone made read-only must stay untouched).
+    static func isWritable(_ path: String) -> Bool {
+        for p in [path, path + "/table.dat"] {
+            guard FileManager.default.isWritableFile(atPath: p),
+                  let attrs = try? FileManager.default.attributesOfItem(atPath: p),
+                  let perms = attrs[.posixPermissions] as? Int, perms & 0o222 != 0 else { return false }
+        }
+        return true
+    }
+
     static func readSpectralWindows(_ table: CasaTable) throws -> [SpectralWindow] {
         let spw = try table.subtable("SPECTRAL_WINDOW")
         let nchan = try spw.ints("NUM_CHAN")
