@@ -1,0 +1,408 @@
+import Foundation
+import Imaging
+import Logging
+
+/// How long each solution interval is ("int", "inf", or N seconds).
+public enum SolutionInterval: Sendable, Equatable, CustomStringConvertible {
+    /// One solution per integration.
+    case integration
+    /// One solution per scan.
+    case infinite
+    /// Bins of this many seconds from the start of each scan.
+    case seconds(Double)
+
+    /// Parses "int", "inf", "120s", "120" or "2min".
+    public init(parsing s: String) throws {
+        let t = s.trimmingCharacters(in: .whitespaces).lowercased()
+        switch t {
+        case "int": self = .integration
+        case "inf": self = .infinite
+        default:
+            var num = t
+            var scale = 1.0
+            if num.hasSuffix("min") { num.removeLast(3); scale = 60 } else if num.hasSuffix("s") { num.removeLast() }
+            guard let v = Double(num), v > 0, v.isFinite else {
+                throw PipelineError(.badConfig, "solution interval '\(s)' is not 'int', 'inf' or a positive duration like '60s'", context: "solint")
+            }
+            self = .seconds(v * scale)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .integration: return "int"
+        case .infinite: return "inf"
+        case .seconds(let s): return s == s.rounded() ? "\(Int(s))s" : "\(s)s"
+        }
+    }
+}
+
+public enum CalMode: String, Sendable, CaseIterable {
+    /// Phase only: |g| = 1.
+    case p
+    /// Amplitude and phase.
+    case ap
+}
+
+/// What to solve for and how.
+public struct SolveOptions: Sendable {
+    public var calMode: CalMode = .p
+    public var solint: SolutionInterval = .integration
+    /// A name, an index, or "auto".
+    public var refant: String = "auto"
+    public var minSNR: Double = 3
+    /// One solution over all spectral windows (written for each of them).
+    public var combineSPW = false
+    /// Tables applied to the data before solving (like gaincal's gaintable).
+    public var preApply: [GainTable] = []
+    public var maxIterations = 200
+    public var tolerance = 1e-7
+
+    public init() {}
+}
+
+/// Antenna-based diagonal gain solver (G Jones) of the StEFCal family (Salvini & Wijnholds 2014).
+///
+/// One pass over DATA and MODEL_DATA reduces each solution cell (interval × SPW × receptor) to
+/// per-baseline sums A_pq = Σ w V conj(M), B_pq = Σ w |M|², C_pq = Σ w |V|²; the iterations then
+/// work on those sums alone: g_p ← Σ_q A_pq g_q / Σ_q B_pq |g_q|².
+public struct GainSolver: Sendable {
+    public var options: SolveOptions
+    public var logger: Logger
+
+    public init(options: SolveOptions, logger: Logger = Logger(label: "selfcal.solve")) {
+        self.options = options
+        self.logger = logger
+    }
+
+    /// Sums for one solution cell, both receptors, upper triangle p < q.
+    final class Cell {
+        let nant: Int
+        var a: [Double]  // complex, 2 per entry; index ((r * nant + p) * nant + q)
+        var b: [Double]
+        var c: [Double]
+        var n: [Int32]
+        var timeSum = 0.0
+        var rows = 0
+        var times = Set<Double>()
+        var scan = 0, field = 0
+
+        init(nant: Int) {
+            self.nant = nant
+            a = [Double](repeating: 0, count: 2 * 2 * nant * nant)
+            b = [Double](repeating: 0, count: 2 * nant * nant)
+            c = [Double](repeating: 0, count: 2 * nant * nant)
+            n = [Int32](repeating: 0, count: 2 * nant * nant)
+        }
+    }
+
+    struct CellKey: Hashable {
+        var interval: Int
+        var spw: Int  // -1 when SPWs are combined
+    }
+
+    /// Solves against MODEL_DATA; throws `.badInput` when there is nothing to solve on.
+    public func solve(ms: MeasurementSet) throws -> GainTable {
+        try ms.table.requireColumn("DATA")
+        try ms.table.requireColumn("MODEL_DATA", hint: "seed a model first, e.g. with `selfcal predict`")
+        let nant = ms.antennas.count
+        let refIndex = try resolveRefant(options.refant, antennas: ms.antennas)
+        let chunks = try ms.rowChunks()
+        guard !chunks.isEmpty else { throw PipelineError(.badInput, "the MS has no rows", context: ms.path) }
+
+        // Solution intervals from TIME and SCAN_NUMBER.
+        let assign = try IntervalAssignment(ms: ms, solint: options.solint)
+        let interp = options.preApply.isEmpty ? nil : GainInterpolator(tables: options.preApply)
+
+        var cells: [CellKey: Cell] = [:]
+        var model = [Float]()
+        let phaseOnly = options.calMode == .p
+        for chunk in chunks {
+            let (spw, pol) = try ms.setup(of: chunk.dataDescription)
+            let v = try ms.read(chunk, dataColumn: "DATA", extra: [.flags, .weights])
+            try ms.readData("MODEL_DATA", chunk: chunk, cellSize: v.cellSize, into: &model)
+            let fieldIDs = ms.hasColumn("FIELD_ID") ? try ms.table.ints("FIELD_ID", start: chunk.start, count: chunk.count) : []
+            let hands: [(pol: Int, receptor: Int)] = pol.correlations.enumerated().compactMap { i, c in
+                c.isParallelHand ? (i, c.receptors.0) : nil
+            }
+            let npol = v.correlationCount, nchan = v.channelCount, cs = v.cellSize
+            // Pre-applied gains per unique time in the chunk.
+            var preGains: [Double: [SIMD2<Double>?]] = [:]
+            for row in 0..<v.rowCount {
+                let p = Int(v.antenna1[row]), q = Int(v.antenna2[row])
+                if p == q || v.flagRow[row] { continue }
+                let iv = assign.interval(row: chunk.start + row)
+                let key = CellKey(interval: iv, spw: options.combineSPW ? -1 : spw.id)
+                let cell: Cell
+                if let c = cells[key] { cell = c } else {
+                    cell = Cell(nant: nant)
+                    cell.scan = assign.scan(row: chunk.start + row)
+                    cells[key] = cell
+                }
+                if !fieldIDs.isEmpty { cell.field = Int(fieldIDs[row]) }
+                let t = v.time[row]
+                cell.times.insert(t)
+                cell.timeSum += t
+                cell.rows += 1
+                var pre: [SIMD2<Double>?]? = nil
+                if let interp {
+                    if preGains[t] == nil {
+                        preGains[t] = (0..<(nant * 2)).map { interp.gain(spw: spw.id, antenna: $0 / 2, receptor: $0 % 2, time: t) }
+                    }
+                    pre = preGains[t]
+                }
+                let (lo, hi, swap) = p < q ? (p, q, false) : (q, p, true)
+                for h in hands {
+                    var gpi = SIMD2<Double>(1, 0), gqi = SIMD2<Double>(1, 0)  // inverse pre-applied gains
+                    var wScale = 1.0
+                    if let pre {
+                        guard let gp = pre[p * 2 + h.receptor], let gq = pre[q * 2 + h.receptor] else { continue }
+                        let np = (gp * gp).sum(), nq = (gq * gq).sum()
+                        gpi = SIMD2(gp.x / np, -gp.y / np)
+                        gqi = SIMD2(gq.x / nq, -gq.y / nq)
+                        wScale = np * nq
+                    }
+                    // corrected V' = V · (1/g_p) · conj(1/g_q)
+                    let fr = gpi.x * gqi.x + gpi.y * gqi.y, fi = gpi.y * gqi.x - gpi.x * gqi.y
+                    let idx = (h.receptor * nant + lo) * nant + hi
+                    var sa = SIMD2<Double>(0, 0), sb = 0.0, sc = 0.0
+                    var cnt: Int32 = 0
+                    let base = row * cs + h.pol
+                    for ch in 0..<nchan {
+                        let k = base + ch * npol
+                        if v.flags[k] != 0 { continue }
+                        let w = Double(v.weights[k]) * wScale
+                        if !(w > 0) { continue }
+                        var vr = Double(v.data[2 * k]), vi = Double(v.data[2 * k + 1])
+                        if pre != nil { (vr, vi) = (vr * fr - vi * fi, vr * fi + vi * fr) }
+                        let mr = Double(model[2 * k])
+                        var mi = Double(model[2 * k + 1])
+                        if swap { vi = -vi; mi = -mi }  // the (q, p) row as seen from (p, q)
+                        if phaseOnly {
+                            // Like CASA for calmode p: only the phase of V/M counts, so every
+                            // baseline weighs by the model, not by uncalibrated amplitudes.
+                            let va = (vr * vr + vi * vi).squareRoot()
+                            guard va > 0 else { continue }
+                            let scale = (mr * mr + mi * mi).squareRoot() / va
+                            vr *= scale; vi *= scale
+                        }
+                        sa.x += w * (vr * mr + vi * mi)
+                        sa.y += w * (vi * mr - vr * mi)
+                        sb += w * (mr * mr + mi * mi)
+                        sc += w * (vr * vr + vi * vi)
+                        cnt += 1
+                    }
+                    cell.a[2 * idx] += sa.x
+                    cell.a[2 * idx + 1] += sa.y
+                    cell.b[idx] += sb
+                    cell.c[idx] += sc
+                    cell.n[idx] += cnt
+                }
+            }
+        }
+        guard !cells.isEmpty else {
+            throw PipelineError(.badInput, "no cross-correlation data to solve on (all rows are autocorrelations or flagged)", context: ms.path)
+        }
+        let totalSamples = cells.values.reduce(0) { $0 + $1.n.reduce(0) { $0 + Int($1) } }
+        guard totalSamples > 0 else {
+            throw PipelineError(.badInput, "all data are flagged (or have zero weight): nothing to solve on", context: ms.path)
+        }
+
+        // Reference-antenna preference: the requested one, then the best-connected antennas.
+        var dataPerAnt = [Int](repeating: 0, count: nant)
+        for cell in cells.values {
+            for r in 0..<2 { for p in 0..<nant { for q in (p + 1)..<max(p + 1, nant) {
+                let k = Int(cell.n[(r * nant + p) * nant + q])
+                dataPerAnt[p] += k; dataPerAnt[q] += k
+            } } }
+        }
+        let byData = (0..<nant).sorted { dataPerAnt[$0] > dataPerAnt[$1] }
+        let preference = (refIndex.map { [$0] } ?? []) + byData.filter { $0 != refIndex }
+        if let refIndex, dataPerAnt[refIndex] == 0 {
+            logger.warning("reference antenna \(ms.antennas[refIndex].name) has no unflagged data; using the best-connected antenna per solution")
+        }
+
+        let spwIDs = ms.spectralWindows.map(\.id)
+        var solutions: [GainSolution] = []
+        let keys = cells.keys.sorted { ($0.interval, $0.spw) < ($1.interval, $1.spw) }
+        for key in keys {
+            let cell = cells[key]!
+            let (gains, perr, snr, flags, ref) = solveCell(cell, preference: preference)
+            let time = cell.times.reduce(0, +) / Double(cell.times.count)
+            let span = assign.span(interval: key.interval)
+            let spws = key.spw < 0 ? spwIDs : [key.spw]
+            for s in spws {
+                for a in 0..<nant {
+                    solutions.append(GainSolution(
+                        time: time, interval: options.solint == .integration ? 0 : span, field: cell.field, spectralWindow: s,
+                        antenna: a, referenceAntenna: ref, scan: cell.scan, observation: 0,
+                        gains: [gains[a], gains[nant + a]], paramErr: [perr[a], perr[nant + a]],
+                        flags: [flags[a], flags[nant + a]], snr: [snr[a], snr[nant + a]]))
+                }
+            }
+        }
+        let flagged = solutions.reduce(0) { $0 + $1.flags.filter { $0 }.count }
+        logger.info("solved \(keys.count) cells, \(solutions.count) solutions, \(flagged) of \(2 * solutions.count) flagged")
+        return GainTable(solutions: solutions)
+    }
+
+    /// StEFCal on one cell's sums, for both receptors; referenced to the first preferred antenna
+    /// with data. Returns gains, errors, SNR, flags ([receptor * nant + antenna]) and the refant.
+    func solveCell(_ cell: Cell, preference: [Int]) -> ([SIMD2<Double>], [Float], [Float], [Bool], Int) {
+        let nant = cell.nant
+        var gains = [SIMD2<Double>](repeating: SIMD2(1, 0), count: 2 * nant)
+        var perr = [Float](repeating: 0, count: 2 * nant)
+        var snr = [Float](repeating: 0, count: 2 * nant)
+        var flags = [Bool](repeating: true, count: 2 * nant)
+        var refUsed = preference.first ?? 0
+        // Full Hermitian views of the sums for one receptor.
+        for r in 0..<2 {
+            var A = [SIMD2<Double>](repeating: .zero, count: nant * nant)
+            var B = [Double](repeating: 0, count: nant * nant)
+            var C = 0.0
+            var N = 0
+            for p in 0..<nant {
+                for q in (p + 1)..<max(p + 1, nant) {
+                    let idx = (r * nant + p) * nant + q
+                    guard cell.n[idx] > 0 else { continue }
+                    let a = SIMD2(cell.a[2 * idx], cell.a[2 * idx + 1])
+                    A[p * nant + q] = a
+                    A[q * nant + p] = SIMD2(a.x, -a.y)
+                    B[p * nant + q] = cell.b[idx]
+                    B[q * nant + p] = cell.b[idx]
+                    C += cell.c[idx]
+                    N += Int(cell.n[idx])
+                }
+            }
+            let active = (0..<nant).filter { p in (0..<nant).contains { B[p * nant + $0] > 0 } }
+            guard active.count >= 2 else { continue }
+            var g = [SIMD2<Double>](repeating: SIMD2(1, 0), count: nant)
+            for iter in 0..<options.maxIterations {
+                var newG = g
+                var maxChange = 0.0
+                for p in active {
+                    var num = SIMD2<Double>(0, 0), den = 0.0
+                    for q in active where q != p {
+                        let a = A[p * nant + q], gq = g[q]
+                        num.x += a.x * gq.x - a.y * gq.y
+                        num.y += a.x * gq.y + a.y * gq.x
+                        den += B[p * nant + q] * (gq * gq).sum()
+                    }
+                    guard den > 0 else { continue }
+                    var gp = num / den
+                    if options.calMode == .p {
+                        let m = (gp * gp).sum().squareRoot()
+                        gp = m > 0 ? gp / m : SIMD2(1, 0)
+                    }
+                    newG[p] = gp
+                }
+                // StEFCal's averaging on even iterations damps the oscillation.
+                if iter % 2 == 1 {
+                    for p in active {
+                        var avg = (newG[p] + g[p]) / 2
+                        if options.calMode == .p {
+                            let m = (avg * avg).sum().squareRoot()
+                            avg = m > 0 ? avg / m : SIMD2(1, 0)
+                        }
+                        newG[p] = avg
+                    }
+                }
+                for p in active {
+                    let d = newG[p] - g[p]
+                    maxChange = max(maxChange, (d * d).sum().squareRoot() / max(1e-30, (newG[p] * newG[p]).sum().squareRoot()))
+                }
+                g = newG
+                if maxChange < options.tolerance && iter > 1 { break }
+            }
+            // Phase reference: first preferred antenna with data for this receptor.
+            let ref = preference.first { active.contains($0) } ?? active[0]
+            if r == 0 { refUsed = ref }
+            let gr = g[ref]
+            let gm = (gr * gr).sum().squareRoot()
+            let rot = gm > 0 ? SIMD2(gr.x / gm, -gr.y / gm) : SIMD2(1, 0)
+            for p in active {
+                g[p] = SIMD2(g[p].x * rot.x - g[p].y * rot.y, g[p].x * rot.y + g[p].y * rot.x)
+            }
+            // Noise per unit weight from the residual χ² = Σ C − 2 Re(g_p conj(g_q) conj(A_pq)) + |g_p|²|g_q|² B_pq.
+            var chi2 = C
+            for p in active {
+                for q in active where q > p {
+                    let a = A[p * nant + q], gp = g[p], gq = g[q]
+                    let x = SIMD2(gp.x * gq.x + gp.y * gq.y, gp.y * gq.x - gp.x * gq.y)  // g_p conj(g_q)
+                    chi2 -= 2 * (x.x * a.x + x.y * a.y)
+                    chi2 += (gp * gp).sum() * (gq * gq).sum() * B[p * nant + q]
+                }
+            }
+            let dof = max(1, 2 * N - 2 * active.count)
+            let sigma2 = max(chi2, 0) / Double(dof)
+            for p in active {
+                var info = 0.0
+                for q in active where q != p { info += B[p * nant + q] * (g[q] * g[q]).sum() }
+                let err = info > 0 ? (sigma2 / info).squareRoot() : .infinity
+                let amp = (g[p] * g[p]).sum().squareRoot()
+                let s = err > 0 ? amp / err : 1e6
+                gains[r * nant + p] = g[p]
+                perr[r * nant + p] = Float(err)
+                snr[r * nant + p] = Float(min(s, 1e6))
+                flags[r * nant + p] = !(s >= options.minSNR)
+            }
+        }
+        return (gains, perr, snr, flags, refUsed)
+    }
+}
+
+/// Resolves a reference antenna given by name, index or "auto" (nil).
+func resolveRefant(_ s: String, antennas: [Antenna]) throws -> Int? {
+    let t = s.trimmingCharacters(in: .whitespaces)
+    if t.lowercased() == "auto" || t.isEmpty { return nil }
+    if let i = antennas.firstIndex(where: { $0.name == t }) { return i }
+    if let i = Int(t), i >= 0, i < antennas.count { return i }
+    let names = antennas.prefix(6).map(\.name).joined(separator: ", ")
+    throw PipelineError(.badConfig, "unknown reference antenna '\(t)': give a name (\(names), ...), an index 0..<\(antennas.count), or auto", context: "refant")
+}
+
+/// Which solution interval each row belongs to.
+struct IntervalAssignment {
+    private var rowInterval: [Int32]
+    private var rowScan: [Int32]
+    private var spans: [Double]
+
+    init(ms: MeasurementSet, solint: SolutionInterval) throws {
+        let n = ms.rowCount
+        let time = try ms.table.doubles("TIME")
+        let scans = ms.hasColumn("SCAN_NUMBER") ? try ms.table.ints("SCAN_NUMBER") : Array(repeating: 0, count: n)
+        let exposure = ms.hasColumn("INTERVAL") ? try ms.table.doubles("INTERVAL", start: 0, count: min(n, 1)) : [0]
+        var scanStart: [Int32: Double] = [:]
+        for i in 0..<n { scanStart[scans[i]] = min(scanStart[scans[i]] ?? .infinity, time[i]) }
+        struct Key: Hashable { var scan: Int32; var bin: Int64 }
+        var index: [Key: Int32] = [:]
+        var minT: [Double] = [], maxT: [Double] = []
+        rowInterval = [Int32](repeating: 0, count: n)
+        rowScan = scans
+        for i in 0..<n {
+            let bin: Int64
+            switch solint {
+            case .integration: bin = Int64((time[i] * 1000).rounded())
+            case .infinite: bin = 0
+            case .seconds(let s): bin = Int64(((time[i] - scanStart[scans[i]]!) / s).rounded(.down))
+            }
+            let k = Key(scan: scans[i], bin: bin)
+            if let j = index[k] {
+                rowInterval[i] = j
+                minT[Int(j)] = min(minT[Int(j)], time[i])
+                maxT[Int(j)] = max(maxT[Int(j)], time[i])
+            } else {
+                let j = Int32(index.count)
+                index[k] = j
+                rowInterval[i] = j
+                minT.append(time[i]); maxT.append(time[i])
+            }
+        }
+        let dt = exposure.first ?? 0
+        spans = zip(minT, maxT).map { $1 - $0 + dt }
+    }
+
+    func interval(row: Int) -> Int { Int(rowInterval[row]) }
+    func scan(row: Int) -> Int { Int(rowScan[row]) }
+    func span(interval: Int) -> Double { spans[interval] }
+}
