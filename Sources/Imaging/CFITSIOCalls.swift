@@ -414,7 +414,7 @@ final class FITSFile {
         var text = [CChar](repeating: 0, count: Int(FLEN_ERRMSG) + 1)
         ffgerr(status, &text)
         var message = "\(doing): \(string(fromCString: text)) (cfitsio status \(status))"
-        let details = drainMessages().filter { !$0.isEmpty }
+        let details = drainMessages().filter { !$0.isEmpty && $0 != path }
         if !details.isEmpty {
             message += " [\(details.prefix(3).joined(separator: "; "))]"
         }

@@ -257,6 +257,15 @@ struct WCSTests {
 
         let bare = #expect(throws: PipelineError.self) { try FITSImage(width: 4, height: 4).wcs() }
         #expect(bare?.code == .badInput)
+
+        try withTemporaryDirectory { directory in
+            let path = directory + "/bare.fits"
+            try FITSImage(width: 4, height: 4).write(path: path)
+            let fromFile = #expect(throws: PipelineError.self) {
+                try FITSImage.read(path: path).wcs()
+            }
+            #expect(fromFile?.context == path)
+        }
     }
 
     @Test("pixel → world agrees with casacore", .timeLimit(.minutes(1)))
