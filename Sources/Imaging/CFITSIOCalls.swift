@@ -355,34 +355,53 @@ final class FITSFile {
         }
     }
 
-    /// Writes `values` into column `column` (1-based) from row 1 on, in one call (`ffpcld`).
-    func writeDoubles(_ values: [Double], column: Int) throws(PipelineError) {
+    /// How many rows cfitsio's buffers hold at once for the current table (`ffgrsz`): the
+    /// chunk size in which writing every column is fastest.
+    func optimalRowChunk() throws(PipelineError) -> Int {
+        var rows = 0
+        try call("cannot read optimal row count") { ffgrsz($0, &rows, &$1) }
+        return max(rows, 1)
+    }
+
+    /// Writes `values` into column `column` (1-based) from row `firstRow` (1-based) on
+    /// (`ffpcld`).
+    func writeDoubles(_ values: ArraySlice<Double>, column: Int, firstRow: Int)
+        throws(PipelineError)
+    {
         guard !values.isEmpty else { return }
-        var scratch = values  // cfitsio may byte-swap the buffer in place
+        var scratch = Array(values)  // cfitsio may byte-swap the buffer in place
         try scratch.withUnsafeMutableBufferPointer { buffer throws(PipelineError) in
             try call("cannot write column \(column)") {
-                ffpcld($0, Int32(column), 1, 1, Int64(buffer.count), buffer.baseAddress, &$1)
+                ffpcld($0, Int32(column), Int64(firstRow), 1, Int64(buffer.count),
+                       buffer.baseAddress, &$1)
             }
         }
     }
 
-    /// Writes `values` into column `column` (1-based) from row 1 on, in one call (`ffpcle`).
-    func writeFloats(_ values: [Float], column: Int) throws(PipelineError) {
+    /// Writes `values` into column `column` (1-based) from row `firstRow` (1-based) on
+    /// (`ffpcle`).
+    func writeFloats(_ values: ArraySlice<Float>, column: Int, firstRow: Int)
+        throws(PipelineError)
+    {
         guard !values.isEmpty else { return }
-        var scratch = values  // cfitsio may byte-swap the buffer in place
+        var scratch = Array(values)  // cfitsio may byte-swap the buffer in place
         try scratch.withUnsafeMutableBufferPointer { buffer throws(PipelineError) in
             try call("cannot write column \(column)") {
-                ffpcle($0, Int32(column), 1, 1, Int64(buffer.count), buffer.baseAddress, &$1)
+                ffpcle($0, Int32(column), Int64(firstRow), 1, Int64(buffer.count),
+                       buffer.baseAddress, &$1)
             }
         }
     }
 
-    /// Writes `values` into string column `column` (1-based) from row 1 on (`ffpcls`).
-    func writeStrings(_ values: [String], column: Int) throws(PipelineError) {
+    /// Writes `values` into string column `column` (1-based) from row `firstRow` (1-based) on
+    /// (`ffpcls`).
+    func writeStrings(_ values: ArraySlice<String>, column: Int, firstRow: Int)
+        throws(PipelineError)
+    {
         guard !values.isEmpty else { return }
-        try withCStringArray(values) { (cells) throws(PipelineError) in
+        try withCStringArray(Array(values)) { (cells) throws(PipelineError) in
             try call("cannot write column \(column)") {
-                ffpcls($0, Int32(column), 1, 1, Int64(values.count), cells, &$1)
+                ffpcls($0, Int32(column), Int64(firstRow), 1, Int64(values.count), cells, &$1)
             }
         }
     }
@@ -395,7 +414,7 @@ final class FITSFile {
         var text = [CChar](repeating: 0, count: Int(FLEN_ERRMSG) + 1)
         ffgerr(status, &text)
         var message = "\(doing): \(string(fromCString: text)) (cfitsio status \(status))"
-        let details = drainMessages().filter { !$0.isEmpty }
+        let details = drainMessages().filter { !$0.isEmpty && $0 != path }
         if !details.isEmpty {
             message += " [\(details.prefix(3).joined(separator: "; "))]"
         }

@@ -64,6 +64,8 @@ public struct FITSImage: Sendable {
     public var pixels: [Float]
     /// Header cards in file order, without the structural keywords (see `FITSCard`).
     public var header: [FITSCard]
+    /// The file the image was read from, if any: the context of errors about it.
+    public var sourcePath: String?
 
     /// An image from its pixels; `pixels.count` must be `width * height`.
     public init(width: Int, height: Int, pixels: [Float], header: [FITSCard] = []) {
@@ -137,7 +139,8 @@ public struct FITSImage: Sendable {
     /// Throws `.badInput` when the header has no usable celestial WCS.
     public func wcs() throws(PipelineError) -> WCS {
         try WCS(header: header, axisCount: max(2, highestAxisNumber(in: header)),
-                context: value(forKey: "OBJECT") ?? "image header")
+                context: sourcePath ?? value(forKey: "OBJECT").map { "image of \($0)" }
+                    ?? "image header")
     }
 
     // MARK: construction
@@ -200,7 +203,9 @@ public struct FITSImage: Sendable {
         let pixels = try file.readFirstPlane(width: axes[0], height: axes[1],
                                              axisCount: axes.count)
         try file.close()
-        return FITSImage(width: axes[0], height: axes[1], pixels: pixels, header: header)
+        var image = FITSImage(width: axes[0], height: axes[1], pixels: pixels, header: header)
+        image.sourcePath = path
+        return image
     }
 
     /// Writes the image as a 4-D 32-bit float image [width, height, 1, 1], the shape WSClean

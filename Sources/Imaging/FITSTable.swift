@@ -207,7 +207,7 @@ public struct FITSTable: Sendable {
     }
 
     /// Writes the table as a binary table extension after an empty primary HDU (`ffcrtb`, then
-    /// one `ffpcld`/`ffpcle`/`ffpcls` call per column). Overwrites `path`: the file is written
+    /// `ffpcld`/`ffpcle`/`ffpcls` per column in row chunks of `ffgrsz` rows). Overwrites `path`: the file is written
     /// beside it and renamed into place.
     ///
     /// Throws `.badInput` when a column is `.unsupported` or the file cannot be written.
@@ -228,12 +228,21 @@ public struct FITSTable: Sendable {
         try writeFITSAtomically(path: path) { file throws(PipelineError) in
             try file.createBinaryTable(rows: rowCount, names: columnNames, formats: formats,
                                        units: columns.map(\.unit), extensionName: extensionName)
-            for (index, column) in columns.enumerated() {
-                switch column.values {
-                case .double(let values): try file.writeDoubles(values, column: index + 1)
-                case .float(let values): try file.writeFloats(values, column: index + 1)
-                case .string(let values): try file.writeStrings(values, column: index + 1)
-                case .unsupported: break
+            // Row chunks that fit cfitsio's buffers, every column per chunk: writing whole
+            // columns instead would rewrite the whole file once per column.
+            let chunk = try file.optimalRowChunk()
+            for start in stride(from: 0, to: rowCount, by: chunk) {
+                let rows = start..<min(start + chunk, rowCount)
+                for (index, column) in columns.enumerated() {
+                    switch column.values {
+                    case .double(let values):
+                        try file.writeDoubles(values[rows], column: index + 1, firstRow: start + 1)
+                    case .float(let values):
+                        try file.writeFloats(values[rows], column: index + 1, firstRow: start + 1)
+                    case .string(let values):
+                        try file.writeStrings(values[rows], column: index + 1, firstRow: start + 1)
+                    case .unsupported: break
+                    }
                 }
             }
         }

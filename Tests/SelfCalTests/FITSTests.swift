@@ -23,6 +23,7 @@ struct FITSImageTests {
             image.setValue(.integer(-42), forKey: "COUNT")
             image.setValue(.real(1.0e-25), forKey: "TINY")
             image.setValue(.undefined, forKey: "NOTHING", comment: "no value")
+            image.setValue(.real(0.5), forKey: "ESO DET GAIN", comment: "HIERARCH card")
             image.header.append(FITSCard(key: "HISTORY", value: .commentary,
                                          comment: "made by FITSTests"))
 
@@ -46,6 +47,7 @@ struct FITSImageTests {
             #expect(read.doubleValue(forKey: "COUNT") == -42)
             #expect(read.value(forKey: "FLAG") == "T")
             #expect(read.value(forKey: "NOTHING") == nil)
+            #expect(read.doubleValue(forKey: "ESO DET GAIN") == 0.5)
             #expect(read.value(forKey: "ABSENT") == nil)
         }
     }
@@ -255,6 +257,15 @@ struct WCSTests {
 
         let bare = #expect(throws: PipelineError.self) { try FITSImage(width: 4, height: 4).wcs() }
         #expect(bare?.code == .badInput)
+
+        try withTemporaryDirectory { directory in
+            let path = directory + "/bare.fits"
+            try FITSImage(width: 4, height: 4).write(path: path)
+            let fromFile = #expect(throws: PipelineError.self) {
+                try FITSImage.read(path: path).wcs()
+            }
+            #expect(fromFile?.context == path)
+        }
     }
 
     @Test("pixel → world agrees with casacore", .timeLimit(.minutes(1)))
