@@ -51,7 +51,7 @@ let package = Package(
         .testTarget(
             name: "SelfCalTests",
             dependencies: ["SelfCal", "Imaging"],
-            exclude: []
+            exclude: ["FaultScripts"]
         ),
     ],
     cxxLanguageStandard: .cxx17
