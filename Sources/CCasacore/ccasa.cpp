@@ -220,6 +220,13 @@ int ccasa_flush(ccasa_table *t, char *err, size_t errlen) {
     return guarded(err, errlen, where(t, nullptr), [&] { t->table.flush(); });
 }
 
+int ccasa_release(ccasa_table *t, char *err, size_t errlen) {
+    return guarded(err, errlen, where(t, nullptr), [&] {
+        if (t->table.isWritable()) t->table.flush();
+        t->table.unlock();
+    });
+}
+
 int64_t ccasa_nrows(ccasa_table *t) { return (int64_t)t->table.nrow(); }
 
 int ccasa_is_writable(ccasa_table *t) { return t->table.isWritable() ? 1 : 0; }

@@ -70,7 +70,7 @@ public struct GainApplier: Sendable {
             if flagsChanged { try ms.writeFlags(chunk: chunk, cellSize: cs, v.flags) }
             summary.rows += chunk.count
         }
-        try ms.table.flush()
+        try ms.table.release()
         logger.info("applied \(tables.count) table(s) to \(summary.rows) rows; \(summary.newlyFlagged) samples newly flagged")
         return summary
     }

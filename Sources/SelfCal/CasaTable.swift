@@ -88,6 +88,10 @@ public final class CasaTable: @unchecked Sendable {
 
     public func flush() throws { try check { ccasa_flush(handle, $0, $1) } }
 
+    /// Flushes and releases the table's locks so another process (WSClean, CASA) can open it;
+    /// the next access through this handle locks again.
+    public func release() throws { try check { ccasa_release(handle, $0, $1) } }
+
     /// Adds MODEL_DATA or CORRECTED_DATA like CASA (tiled, shaped like `like`); no-op if present.
     public func addDataColumn(_ name: String, like: String = "DATA") throws {
         guard isWritable else {

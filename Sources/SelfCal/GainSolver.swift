@@ -200,6 +200,7 @@ public struct GainSolver: Sendable {
                 }
             }
         }
+        try ms.table.release()
         guard !cells.isEmpty else {
             throw PipelineError(.badInput, "no cross-correlation data to solve on (all rows are autocorrelations or flagged)", context: ms.path)
         }

@@ -66,7 +66,7 @@ public struct ModelPredictor: Sendable {
             }
             try ms.writeData("MODEL_DATA", chunk: chunk, cellSize: cs, from: model)
         }
-        try ms.table.flush()
+        try ms.table.release()
         logger.info("predicted \(components.count) component(s) into MODEL_DATA of \(ms.rowCount) rows")
     }
 

@@ -338,7 +338,7 @@ public enum Simulator {
             try w.withUnsafeBufferPointer { try table.writeFloats("WEIGHT", start: r0, count: rowsPerTime, cellSize: npol, from: $0) }
             try sg.withUnsafeBufferPointer { try table.writeFloats("SIGMA", start: r0, count: rowsPerTime, cellSize: npol, from: $0) }
         }
-        try table.flush()
+        try table.release()
 
         // The truth and a matching catalog beside the MS.
         let truthPath = msPath + ".truth.json"

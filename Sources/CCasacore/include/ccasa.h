@@ -33,6 +33,9 @@ ccasa_table *ccasa_open_subtable(ccasa_table *t, const char *name, int writable,
 /** Flushes and closes; always frees the handle. */
 int ccasa_close(ccasa_table *t, char *err, size_t errlen);
 int ccasa_flush(ccasa_table *t, char *err, size_t errlen);
+/** Flushes (if writable) and releases every lock, so other processes (WSClean) can open the
+ *  table; casacore's automatic locking takes the lock again on the next access. */
+int ccasa_release(ccasa_table *t, char *err, size_t errlen);
 int64_t ccasa_nrows(ccasa_table *t);
 int ccasa_is_writable(ccasa_table *t);
 /** Column names separated by '\n'. Returns the length needed (excluding NUL). */

@@ -1,0 +1,278 @@
+import Foundation
+import Imaging
+import Testing
+
+@testable import SelfCal
+
+/// Gain solving and applying against known truths: simulated gains, and CASA's own solutions
+/// on real VLA data.
+@Suite("Gain calibration", .serialized)
+struct CalibrationTests {
+    /// Simulates, seeds MODEL_DATA with the true sky through the predictor, and returns the MS.
+    static func simulated(_ dir: URL, seed: UInt64, noise: Double, drift: Double = 15,
+                          flagged: [Int] = [], integrations: Int? = nil) throws -> (MeasurementSet, SimulationTruth) {
+        let path = dir.appendingPathComponent("sim-\(seed).ms").path
+        var o = SimulationOptions(preset: .small)
+        o.seed = seed
+        o.noiseJy = noise
+        o.gainDriftDeg = drift
+        o.flaggedAntennas = flagged
+        o.integrations = integrations
+        let r = try Simulator.run(msPath: path, options: o)
+        let ms = try MeasurementSet(path: path, mode: .readWrite)
+        try ModelPredictor(components: r.sources).predict(into: ms)
+        return (ms, try SimulationTruth.load(r.truthPath))
+    }
+
+    /// Truth gain referenced to `ref` (phase of ref = 0), averaged over the solution's times.
+    static func truthGain(_ truth: SimulationTruth, antenna: Int, ref: Int, receptor: Int, times: ClosedRange<Double>) -> SIMD2<Double> {
+        var sum = SIMD2<Double>(0, 0), n = 0.0
+        for (ti, t) in truth.times.enumerated() where times.contains(t) {
+            let g = truth.gains[ti][antenna][receptor], r = truth.gains[ti][ref][receptor]
+            let rm = (r[0] * r[0] + r[1] * r[1]).squareRoot()
+            // g · conj(r) / |r|
+            sum += SIMD2((g[0] * r[0] + g[1] * r[1]) / rm, (g[1] * r[0] - g[0] * r[1]) / rm)
+            n += 1
+        }
+        return sum / n
+    }
+
+    struct Comparison {
+        var rmsError = 0.0
+        var maxError = 0.0
+        var medianParamErr = 0.0
+        var compared = 0
+    }
+
+    /// Compares solutions with the truth; phase only for `p`.
+    static func compare(_ table: GainTable, _ truth: SimulationTruth, mode: CalMode, skip: Set<Int> = []) -> Comparison {
+        var c = Comparison()
+        var errs: [Double] = [], perrs: [Double] = []
+        for s in table.solutions where !skip.contains(s.antenna) {
+            let span = s.interval == 0 ? 1e-3 : s.interval / 2 + 1e-3
+            for r in 0..<2 where !s.flags[r] {
+                let t = truthGain(truth, antenna: s.antenna, ref: s.referenceAntenna, receptor: r, times: (s.time - span)...(s.time + span))
+                let g = s.gains[r]
+                let e: Double
+                if mode == .p {
+                    e = abs(remainder(atan2(g.y, g.x) - atan2(t.y, t.x), 2 * .pi))
+                } else {
+                    let d = g - t
+                    e = (d * d).sum().squareRoot()
+                }
+                errs.append(e)
+                perrs.append(Double(s.paramErr[r]))
+            }
+        }
+        c.compared = errs.count
+        c.rmsError = (errs.map { $0 * $0 }.reduce(0, +) / Double(max(1, errs.count))).squareRoot()
+        c.maxError = errs.max() ?? 0
+        c.medianParamErr = perrs.sorted()[perrs.count / 2]
+        return c
+    }
+
+    @Test(.timeLimit(.minutes(3)), arguments: [
+        (seed: UInt64(1), noise: 0.0, mode: CalMode.ap, solint: "int"),
+        (seed: 2, noise: 0.05, mode: .p, solint: "int"),
+        (seed: 3, noise: 0.2, mode: .ap, solint: "int"),
+        (seed: 4, noise: 0.2, mode: .p, solint: "60s"),
+        (seed: 5, noise: 0.5, mode: .ap, solint: "inf"),
+    ])
+    func recoversSimulatedGains(seed: UInt64, noise: Double, mode: CalMode, solint: String) throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        let drift = solint == "int" ? 15.0 : 0  // longer intervals average: keep the truth constant within them
+        let (ms, truth) = try Self.simulated(dir, seed: seed, noise: noise, drift: drift)
+        var o = SolveOptions()
+        o.calMode = mode
+        o.solint = try SolutionInterval(parsing: solint)
+        o.refant = "3"
+        let table = try GainSolver(options: o).solve(ms: ms)
+        let expectedCells = solint == "int" ? 30 : solint == "inf" ? 1 : 5
+        #expect(table.solutions.count == expectedCells * 16)
+        // The reference antenna (name "3" is index 2) has phase zero.
+        for s in table.solutions where s.antenna == 2 { #expect(abs(s.gains[0].y) < 1e-9 && s.referenceAntenna == 2) }
+        if mode == .p { #expect(table.solutions.allSatisfy { s in s.gains.allSatisfy { abs(($0 * $0).sum() - 1) < 1e-9 } }) }
+        let c = Self.compare(table, truth, mode: mode)
+        #expect(c.compared == 2 * table.solutions.count, "no solution should be flagged here")
+        if noise == 0 {
+            #expect(c.maxError < 1e-4, "noise-free recovery error \(c.maxError)")
+        } else {
+            // Within the noise expectation: the rms error matches the estimated errors (to 2×),
+            // and no solution is off by more than 5σ. (For phase, the error in radians ≈ paramErr/|g|.)
+            #expect(c.rmsError < 2 * c.medianParamErr * 1.5, "rms \(c.rmsError) vs expected \(c.medianParamErr)")
+            #expect(c.maxError < 5 * c.medianParamErr * 1.5 + 1e-3, "max \(c.maxError) vs expected \(c.medianParamErr)")
+            #expect(c.rmsError > 0.2 * c.medianParamErr, "errors far below the noise: the error estimate is wrong")
+        }
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func flaggedAntennaGivesFlaggedSolutionsAndOthersAreGood() throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        let (ms, truth) = try Self.simulated(dir, seed: 11, noise: 0.05, flagged: [5])
+        var o = SolveOptions()
+        o.calMode = .ap
+        let table = try GainSolver(options: o).solve(ms: ms)
+        for s in table.solutions {
+            #expect(s.flags == (s.antenna == 5 ? [true, true] : [false, false]))
+        }
+        let c = Self.compare(table, truth, mode: .ap, skip: [5])
+        #expect(c.rmsError < 3 * c.medianParamErr)
+        // Applying flags the data of the flagged solutions and calibrates the rest to the model.
+        let summary = try GainApplier(tables: [table]).apply(to: ms)
+        #expect(summary.rows == ms.rowCount)
+        for chunk in try ms.rowChunks() {
+            let v = try ms.read(chunk, dataColumn: "CORRECTED_DATA", extra: .flags)
+            let m = try ms.read(chunk, dataColumn: "MODEL_DATA")
+            for row in 0..<v.rowCount where v.antenna1[row] != v.antenna2[row] {
+                let involves5 = v.antenna1[row] == 5 || v.antenna2[row] == 5
+                #expect(v.flags[row * v.cellSize] == (involves5 ? 1 : 0))
+                if !involves5 {
+                    let k = 2 * row * v.cellSize
+                    let d = SIMD2(Double(v.data[k] - m.data[k]), Double(v.data[k + 1] - m.data[k + 1]))
+                    #expect((d * d).sum().squareRoot() < 0.5, "corrected differs from model by more than noise")
+                }
+            }
+        }
+    }
+
+    /// Noise-free: CORRECTED_DATA = DATA / (g_p conj(g_q)) reproduces MODEL_DATA, and DATA is untouched.
+    @Test(.timeLimit(.minutes(2)))
+    func applyRecoversTheModelAndLeavesDataAlone() throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        let (ms, _) = try Self.simulated(dir, seed: 12, noise: 0, integrations: 6)
+        let dataBefore = try ms.rowChunks().map { try ms.read($0, dataColumn: "DATA").data }
+        var o = SolveOptions()
+        o.calMode = .ap
+        let table = try GainSolver(options: o).solve(ms: ms)
+        let tpath = dir.appendingPathComponent("ap.G").path
+        try table.write(to: tpath, msPath: ms.path)
+        let back = try GainTable.read(path: tpath)
+        try GainApplier(tables: [back]).apply(to: ms)
+        var maxErr: Float = 0, maxAmp: Float = 0
+        for (i, chunk) in try ms.rowChunks().enumerated() {
+            let c = try ms.read(chunk, dataColumn: "CORRECTED_DATA")
+            let m = try ms.read(chunk, dataColumn: "MODEL_DATA")
+            let d = try ms.read(chunk, dataColumn: "DATA")
+            #expect(d.data == dataBefore[i])
+            for row in 0..<c.rowCount where c.antenna1[row] != c.antenna2[row] {
+                for k in (2 * row * c.cellSize)..<(2 * (row + 1) * c.cellSize) {
+                    maxErr = max(maxErr, abs(c.data[k] - m.data[k]))
+                    maxAmp = max(maxAmp, abs(m.data[k]))
+                }
+            }
+        }
+        #expect(maxErr < 1e-4 * maxAmp, "max |CORRECTED − MODEL| = \(maxErr)")
+    }
+
+    /// Pre-applying a phase table and solving ap on top gives the amplitude part of the truth.
+    @Test(.timeLimit(.minutes(2)))
+    func preApplyThenSolveOnTop() throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        let (ms, _) = try Self.simulated(dir, seed: 13, noise: 0, drift: 0)
+        var p = SolveOptions()
+        p.calMode = .p
+        let phase = try GainSolver(options: p).solve(ms: ms)
+        var a = SolveOptions()
+        a.calMode = .ap
+        a.solint = .infinite
+        a.preApply = [phase]
+        let amp = try GainSolver(options: a).solve(ms: ms)
+        var direct = SolveOptions()
+        direct.calMode = .ap
+        direct.solint = .infinite
+        let full = try GainSolver(options: direct).solve(ms: ms)
+        // Combined (phase × amp) equals a direct ap solution.
+        let combined = GainInterpolator(tables: [phase, amp]), one = GainInterpolator(tables: [full])
+        let t = full.solutions[0].time
+        for ant in 0..<16 {
+            let g1 = combined.gain(spw: 0, antenna: ant, receptor: 0, time: t)!, g2 = one.gain(spw: 0, antenna: ant, receptor: 0, time: t)!
+            #expect(abs((g1 * g1).sum().squareRoot() - (g2 * g2).sum().squareRoot()) < 1e-4)
+        }
+        // The amplitude table alone carries the amplitudes; its phases are near zero.
+        for s in amp.solutions { #expect(abs(atan2(s.gains[0].y, s.gains[0].x)) < 1e-3) }
+    }
+
+    /// Real VLA data against CASA 6.7's gaincal solutions (phases within 2° rms), our table read
+    /// back by python-casacore as a CASA cal table, and WSClean's image of CORRECTED_DATA going
+    /// from dynamic range ≈ 9 to ≥ 500.
+    @Test(.timeLimit(.minutes(4)))
+    func realVLAAgreesWithCASAAndImagesWell() throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        let path = try TestSupport.vlaMS(in: dir)
+        let ms = try MeasurementSet(path: path, mode: .readWrite)
+        let f = ms.fields[0]
+        try ModelPredictor(components: [SkyComponent(ra: f.ra, dec: f.dec, flux: 1)]).predict(into: ms)
+        var o = SolveOptions()
+        o.calMode = .p
+        o.refant = "15"
+        let table = try GainSolver(options: o).solve(ms: ms)
+        let tpath = dir.appendingPathComponent("vla.G").path
+        try table.write(to: tpath, msPath: path)
+
+        // Phases against CASA's CSV.
+        let csv = try String(contentsOf: TestSupport.fixtures.appendingPathComponent("casa_gaincal_p_int_cal1445avg_refant15.csv"), encoding: .utf8)
+        var diffs: [Double] = []
+        var casaFlagged = Set<Int>()
+        for line in csv.split(separator: "\n").dropFirst() {
+            let c = line.split(separator: ",").map(String.init)
+            let t = Double(c[0])!, ant = Int(c[1])!, pol = Int(c[3])!, ph = Double(c[4])!
+            if c[5] == "1" || c[5].lowercased() == "true" { casaFlagged.insert(ant); continue }
+            guard let s = table.solutions.first(where: { $0.antenna == ant && abs($0.time - t) < 1 }) else {
+                Issue.record("no solution for antenna \(ant) at \(t)")
+                continue
+            }
+            #expect(!s.flags[pol])
+            let ours = atan2(s.gains[pol].y, s.gains[pol].x) * 180 / .pi
+            diffs.append(remainder(ours - ph, 360))
+        }
+        let rms = (diffs.map { $0 * $0 }.reduce(0, +) / Double(diffs.count)).squareRoot()
+        #expect(diffs.count == 756)
+        #expect(rms < 2, "phase rms vs CASA = \(rms)°")
+        // The antenna CASA flagged (no data) is flagged by us too.
+        for a in casaFlagged { #expect(table.solutions.filter { $0.antenna == a }.allSatisfy { $0.flags == [true, true] }) }
+
+        // python-casacore sees a CASA calibration table.
+        let py = try TestSupport.python("""
+            import casacore.tables as pt
+            t = pt.table('\(tpath)', ack=False)
+            info = t.info(); kw = t.getkeywords()
+            assert info['type'] == 'Calibration' and info['subType'] == 'G Jones', info
+            for k in ('ParType', 'MSName', 'VisCal', 'PolBasis', 'ANTENNA', 'FIELD', 'SPECTRAL_WINDOW', 'OBSERVATION', 'HISTORY'):
+                assert k in kw, k
+            assert kw['VisCal'] == 'G Jones' and kw['ParType'] == 'Complex'
+            for c in ('TIME', 'FIELD_ID', 'SPECTRAL_WINDOW_ID', 'ANTENNA1', 'ANTENNA2', 'INTERVAL', 'SCAN_NUMBER', 'OBSERVATION_ID', 'CPARAM', 'PARAMERR', 'FLAG', 'SNR', 'WEIGHT'):
+                assert c in t.colnames(), c
+            assert t.getcell('CPARAM', 0).shape == (1, 2), t.getcell('CPARAM', 0).shape
+            assert t.nrows() == 392, t.nrows()
+            assert pt.table(kw['ANTENNA'], ack=False).nrows() == 28
+            assert t.getcolkeyword('TIME', 'MEASINFO')['Ref'] == 'UTC'
+            print('OK')
+            """)
+        #expect(py.output.contains("OK"), "\(py.output)")
+
+        try GainApplier(tables: [GainTable.read(path: tpath)]).apply(to: ms)
+        guard TestSupport.which("wsclean") != nil else {
+            Issue.record("wsclean is not installed (scripts/install-deps.sh installs it)")
+            return
+        }
+        func dynamicRange(_ column: String) throws -> Double {
+            let name = dir.appendingPathComponent("img-\(column)").path
+            let r = try TestSupport.run("wsclean", ["-quiet", "-size", "512", "512", "-scale", "4asec", "-niter", "500", "-mgain", "0.8",
+                                                    "-auto-threshold", "3", "-data-column", column, "-name", name, path], timeout: 240)
+            #expect(r.status == 0, "\(r.output.suffix(1500))")
+            let img = try FITSImage.read(path: name + "-image.fits")
+            let px = img.pixels.filter { $0.isFinite }
+            let med = px.sorted()[px.count / 2]
+            let mad = px.map { abs($0 - med) }.sorted()[px.count / 2]
+            return Double(px.max()!) / (1.4826 * Double(mad))
+        }
+        let before = try dynamicRange("DATA"), after = try dynamicRange("CORRECTED_DATA")
+        #expect(before < 30, "uncalibrated dynamic range \(before)")
+        #expect(after >= 500, "calibrated dynamic range \(after) (CASA reaches ≈ 980)")
+    }
+}
