@@ -1,0 +1,220 @@
+import Foundation
+
+/// The WSClean options selfcal uses, as typed values that render to an argument array
+/// (never a shell string). Mirrors WSClean 3.1's command line.
+public struct WSCleanOptions: Sendable, Equatable {
+    public enum Weighting: Sendable, Equatable {
+        case natural
+        case uniform
+        case briggs(Double)
+    }
+
+    /// Output name prefix (`-name`): images are `<name>-image.fits`, `<name>-model.fits`, ...
+    public var name: String
+    public var size: (width: Int, height: Int)
+    public var scaleArcsec: Double
+    public var niter: Int = 0
+    public var mgain: Double? = 0.8
+    public var gain: Double? = nil
+    public var autoThreshold: Double? = 3
+    public var autoMask: Double? = nil
+    public var threshold: Double? = nil
+    public var fitsMask: String? = nil
+    public var weighting: Weighting = .briggs(0)
+    public var dataColumn: String? = nil
+    /// `-predict`: fill MODEL_DATA from `<name>-model.fits` instead of imaging.
+    public var predict = false
+    public var channelsOut: Int? = nil
+    public var joinChannels = false
+    public var threads: Int? = nil
+    public var absMemGB: Double? = nil
+    public var parallelGridding: Int? = nil
+    public var field: Int? = nil
+    /// `-beam-size` in arcsec: small arrays can fit a wrong restoring beam.
+    public var beamSizeArcsec: Double? = nil
+    public var noDirty = false
+    public var quiet = false
+    public var extraArguments: [String] = []
+
+    public init(name: String, size: Int, scaleArcsec: Double) {
+        self.name = name
+        self.size = (size, size)
+        self.scaleArcsec = scaleArcsec
+    }
+
+    public static func == (a: WSCleanOptions, b: WSCleanOptions) -> Bool {
+        a.arguments(measurementSets: []) == b.arguments(measurementSets: [])
+    }
+
+    /// Checks values WSClean would reject or misread; throws `.badConfig` naming the option.
+    public func validate() throws(PipelineError) {
+        if size.width <= 0 || size.height <= 0 { throw PipelineError(.badConfig, "image size must be positive", context: "imaging.imsize") }
+        if !(scaleArcsec > 0) { throw PipelineError(.badConfig, "cell size must be positive", context: "imaging.cell_arcsec") }
+        if niter < 0 { throw PipelineError(.badConfig, "niter must be ≥ 0", context: "imaging.niter") }
+        if let m = mgain, !(m > 0 && m <= 1) { throw PipelineError(.badConfig, "mgain must be in (0, 1]", context: "imaging.mgain") }
+        if name.isEmpty { throw PipelineError(.badConfig, "an output name is required", context: "-name") }
+    }
+
+    /// The argument array (after the program name), with the MS paths last.
+    public func arguments(measurementSets: [String]) -> [String] {
+        var a: [String] = []
+        if quiet { a.append("-quiet") }
+        if predict {
+            a += ["-predict"]
+        }
+        a += ["-name", name, "-size", String(size.width), String(size.height), "-scale", "\(format(scaleArcsec))asec"]
+        if !predict {
+            a += ["-niter", String(niter)]
+            if let mgain { a += ["-mgain", format(mgain)] }
+            if let gain { a += ["-gain", format(gain)] }
+            if let autoThreshold { a += ["-auto-threshold", format(autoThreshold)] }
+            if let autoMask { a += ["-auto-mask", format(autoMask)] }
+            if let threshold { a += ["-threshold", format(threshold)] }
+            if let fitsMask { a += ["-fits-mask", fitsMask] }
+            switch weighting {
+            case .natural: a += ["-weight", "natural"]
+            case .uniform: a += ["-weight", "uniform"]
+            case .briggs(let r): a += ["-weight", "briggs", format(r)]
+            }
+            if let beamSizeArcsec { a += ["-beam-size", format(beamSizeArcsec)] }
+            if noDirty { a.append("-no-dirty") }
+        }
+        if let dataColumn { a += ["-data-column", dataColumn] }
+        if let channelsOut { a += ["-channels-out", String(channelsOut)] }
+        if joinChannels { a.append("-join-channels") }
+        if let threads { a += ["-j", String(threads)] }
+        if let absMemGB { a += ["-abs-mem", format(absMemGB)] }
+        if let parallelGridding { a += ["-parallel-gridding", String(parallelGridding)] }
+        if let field { a += ["-field", String(field)] }
+        a += extraArguments
+        a += measurementSets
+        return a
+    }
+
+    /// Every path the call reads or writes besides the MS: the name prefix's directory and the mask.
+    public var paths: [String] {
+        [(name as NSString).deletingLastPathComponent] + (fitsMask.map { [$0] } ?? [])
+    }
+
+    private func format(_ x: Double) -> String {
+        x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : String(x)
+    }
+}
+
+/// What a WSClean call produced.
+public struct WSCleanResult: Sendable {
+    public var process: ProcessResult
+    /// Set when WSClean finished its work but then hung and was stopped: the outputs were
+    /// checked and are accepted.
+    public var warning: String?
+}
+
+/// Runs WSClean: natively or inside a container. One executor lives for a whole selfcal run.
+public protocol WSCleanExecutor: Sendable {
+    /// A short description for logs and reports ("native /usr/bin/wsclean", "docker container selfcal-...").
+    var description: String { get }
+    /// Runs one WSClean call with the executor's deadline, stall watchdog and grace; `progress`
+    /// receives WSClean's percentage (0...100) as it prints it. Throws `.toolFailed` when WSClean
+    /// fails or times out, `.interrupted` when the task is cancelled.
+    func run(_ options: WSCleanOptions, measurementSets: [String], logPath: URL,
+             progress: (@Sendable (Int) -> Void)?) async throws(PipelineError) -> WSCleanResult
+    /// Releases what the executor holds (a container); safe to call more than once.
+    func shutdown() async
+}
+
+/// Limits every WSClean call runs under.
+public struct ExecutorLimits: Sendable {
+    public var timeout: Duration
+    public var stallTimeout: Duration
+    public var grace: Duration
+
+    public init(timeout: Duration = .seconds(3600), stallTimeout: Duration = .seconds(600), grace: Duration = .seconds(10)) {
+        self.timeout = timeout
+        self.stallTimeout = stallTimeout
+        self.grace = grace
+    }
+}
+
+/// Parses WSClean's progress bar (`0%....10%....20%`) into the last percentage printed.
+public func wscleanProgress(in text: String) -> Int? {
+    var last: Int?
+    var digits = ""
+    for ch in text {
+        if ch.isNumber { digits.append(ch) } else {
+            if ch == "%", let v = Int(digits), v <= 100 { last = v }
+            digits = ""
+        }
+    }
+    return last
+}
+
+/// The files a successful WSClean call leaves, to verify a call that hung after its work.
+public func wscleanExpectedOutputs(_ options: WSCleanOptions) -> [String] {
+    options.predict ? [] : [options.name + "-image.fits"]
+}
+
+/// WSClean on this machine, found on PATH or at a configured path.
+public struct NativeWSCleanExecutor: WSCleanExecutor {
+    public let executable: String
+    public let limits: ExecutorLimits
+    let runner: ProcessRunner
+
+    /// Finds WSClean (`path`, else `wsclean` on PATH); throws `.badConfig` with the fix when absent.
+    public init(path: String? = nil, limits: ExecutorLimits = ExecutorLimits(), runner: ProcessRunner) throws(PipelineError) {
+        if let path {
+            guard FileManager.default.isExecutableFile(atPath: path) else {
+                throw PipelineError(.badConfig, "WSClean is not an executable file at '\(path)' (fix executor.wsclean_path, or install it: apt-get install wsclean)", context: "executor.wsclean_path")
+            }
+            executable = path
+        } else if let found = Self.findOnPath("wsclean") {
+            executable = found
+        } else {
+            throw PipelineError(.badConfig, "WSClean was not found on PATH (install it: apt-get install wsclean; or set executor.wsclean_path, or use executor.kind container)", context: "executor.kind")
+        }
+        self.limits = limits
+        self.runner = runner
+    }
+
+    public static func findOnPath(_ name: String) -> String? {
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":") {
+            let p = "\(dir)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: p) { return p }
+        }
+        return nil
+    }
+
+    public var description: String { "native \(executable)" }
+
+    public func run(_ options: WSCleanOptions, measurementSets: [String], logPath: URL,
+                    progress: (@Sendable (Int) -> Void)?) async throws(PipelineError) -> WSCleanResult {
+        try options.validate()
+        let spec = ProcessSpec(executable, arguments: options.arguments(measurementSets: measurementSets), logPath: logPath,
+                               timeout: limits.timeout, stallTimeout: limits.stallTimeout, grace: limits.grace)
+        let result = try await runner.run(spec, onOutput: progress.map { cb in { @Sendable text in
+            if let p = wscleanProgress(in: text) { cb(p) }
+        } })
+        return try judge(result, options: options)
+    }
+
+    public func shutdown() async {}
+}
+
+/// Decides what a finished WSClean process means: success, a hang after completed work
+/// (accepted with a warning when its outputs exist), or a failure.
+public func judge(_ result: ProcessResult, options: WSCleanOptions) throws(PipelineError) -> WSCleanResult {
+    switch result.outcome {
+    case .exited(0):
+        return WSCleanResult(process: result, warning: nil)
+    case .stalled where result.stalled(afterPrinting: "Cleaning up temporary files"):
+        let missing = wscleanExpectedOutputs(options).filter { !FileManager.default.fileExists(atPath: $0) }
+        if missing.isEmpty {
+            return WSCleanResult(process: result, warning: "WSClean finished its work but then hung; it was stopped after the stall timeout and its outputs were verified")
+        }
+        throw PipelineError(.toolFailed, "WSClean hung after cleaning up and its outputs are missing (\(missing.joined(separator: ", ")))", context: result.commandLine)
+    case .cancelled:
+        throw PipelineError(.interrupted, "WSClean was stopped: selfcal was interrupted", context: result.commandLine)
+    default:
+        _ = try result.checked()
+        throw PipelineError(.toolFailed, result.failureDescription, context: result.commandLine)
+    }
+}
