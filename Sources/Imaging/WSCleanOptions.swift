@@ -33,6 +33,8 @@ public struct WSCleanOptions: Sendable, Equatable {
     /// `-beam-size` in arcsec: small arrays can fit a wrong restoring beam.
     public var beamSizeArcsec: Double? = nil
     public var noDirty = false
+    /// false: `-no-update-model-required` (MODEL_DATA is left as it was).
+    public var updateModel = true
     public var quiet = false
     public var extraArguments: [String] = []
 
@@ -78,6 +80,7 @@ public struct WSCleanOptions: Sendable, Equatable {
             }
             if let beamSizeArcsec { a += ["-beam-size", format(beamSizeArcsec)] }
             if noDirty { a.append("-no-dirty") }
+            if !updateModel { a.append("-no-update-model-required") }
         }
         if let dataColumn { a += ["-data-column", dataColumn] }
         if let channelsOut { a += ["-channels-out", String(channelsOut)] }

@@ -31,6 +31,7 @@ public struct GainApplier: Sendable {
         try ms.ensureDataColumn("CORRECTED_DATA")
         var summary = Summary()
         for chunk in try ms.rowChunks() {
+            try checkCancelled()
             let (spw, pol) = try ms.setup(of: chunk.dataDescription)
             var v = try ms.read(chunk, dataColumn: "DATA", extra: [.flags])
             let npol = v.correlationCount, nchan = v.channelCount, cs = v.cellSize

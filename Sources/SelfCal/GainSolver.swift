@@ -118,6 +118,7 @@ public struct GainSolver: Sendable {
         var model = [Float]()
         let phaseOnly = options.calMode == .p
         for chunk in chunks {
+            try checkCancelled()
             let (spw, pol) = try ms.setup(of: chunk.dataDescription)
             let v = try ms.read(chunk, dataColumn: "DATA", extra: [.flags, .weights])
             try ms.readData("MODEL_DATA", chunk: chunk, cellSize: v.cellSize, into: &model)

@@ -147,6 +147,8 @@ public final class MeasurementSet: @unchecked Sendable {
         guard !fields.isEmpty, !dataDescriptions.isEmpty, !antennas.isEmpty else {
             throw PipelineError(.badInput, "the FIELD, DATA_DESCRIPTION or ANTENNA subtable is empty", context: path)
         }
+        // Let other processes (WSClean) at the table until we next touch it.
+        try table.release()
     }
 
     public var rowCount: Int { table.rowCount }

@@ -36,6 +36,7 @@ public struct ModelPredictor: Sendable {
         }
         var model = [Float]()
         for chunk in try ms.rowChunks() {
+            try checkCancelled()
             let (spw, pol) = try ms.setup(of: chunk.dataDescription)
             let v = try ms.read(chunk, dataColumn: nil, extra: [.uvw])
             let nchan = spw.channelCount, npol = pol.correlations.count, cs = nchan * npol

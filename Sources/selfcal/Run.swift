@@ -1,0 +1,214 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Imaging
+import Logging
+import SelfCal
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Self-calibrate a Measurement Set: seed, then solve → apply → image rounds judged on their own images.")
+
+    @Argument(help: "The JSON config (see configs/).") var config: String
+    @Option(help: "The Measurement Set (overrides \"ms\").") var ms: String?
+    @Option(help: "Where outputs go (overrides \"output_dir\").") var outputDir: String?
+    @Option(help: "auto | native | container (overrides executor.kind).") var executor: String?
+    @Flag(help: "Continue after the last completed round in the output directory.") var resume = false
+    @Flag(help: "Print the plan (rounds and commands) and exit without running.") var dryRun = false
+
+    func run() async throws {
+        var exitCode: Int32 = 0
+        try await runReportingErrors {
+            var c = try SelfCalConfig.load(path: config)
+            if let ms { c.ms = ms }
+            if let outputDir { c.outputDir = outputDir }
+            if let executor {
+                guard ["auto", "native", "container"].contains(executor) else {
+                    throw PipelineError(.badConfig, "must be auto, native or container", context: "--executor")
+                }
+                c.executor.kind = executor
+                if executor == "container" && c.executor.engine == nil {
+                    throw PipelineError(.badConfig, "executor kind \"container\" needs an engine: set executor.engine to \"docker\" or \"podman\"", context: "executor.engine")
+                }
+            }
+            guard let msPath = c.ms else {
+                throw PipelineError(.badConfig, "no Measurement Set: set \"ms\" in the config or pass --ms", context: "ms")
+            }
+            guard FileManager.default.fileExists(atPath: msPath + "/table.dat") else {
+                throw PipelineError(.badInput, FileManager.default.fileExists(atPath: msPath) ? "not a casacore table (no table.dat)" : "no such Measurement Set", context: msPath)
+            }
+            let out = c.outputDir ?? (msPath as NSString).standardizingPath + ".selfcal"
+            if dryRun {
+                printPlan(c, outputDir: out)
+                return
+            }
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            let logger = try makeRunLogger(logFile: (out as NSString).appendingPathComponent("selfcal.log"))
+            let records = URL(fileURLWithPath: out).appendingPathComponent("processes")
+            try FileManager.default.createDirectory(at: records, withIntermediateDirectories: true)
+            let swept = await ProcessRunner.sweepLeftovers(in: records, logger: logger)
+            if !swept.isEmpty { logger.warning("stopped \(swept.count) process group(s) left by an earlier run that died") }
+            let runner = ProcessRunner(recordDirectory: records, logger: logger)
+            let exec = try makeExecutor(c, runner: runner, logger: logger)
+            let loop = try SelfCalLoop(config: c, executor: exec, logger: logger, progress: TerminalProgress(), resume: resume)
+            let report: RunReport
+            do {
+                report = try await withSignalsAsCancellation {
+                    defer { Task { await exec.shutdown() } }
+                    return try await loop.run()
+                }
+            } catch {
+                await exec.shutdown()
+                throw error
+            }
+            await exec.shutdown()
+            printSummary(report)
+            exitCode = report.exitCode
+        }
+        if exitCode != 0 { throw ExitCode(exitCode) }
+    }
+
+    func printPlan(_ c: SelfCalConfig, outputDir: String) {
+        print("plan for \(c.ms ?? "?") → \(outputDir)")
+        print("  executor: \(c.executor.kind)\(c.executor.engine.map { " (\($0))" } ?? "")")
+        let seeding = c.useNvssSeeding ? "catalog \(c.nvssCatalog ?? "(none)") above \(c.nvssMinMjy) mJy, calibrator as fallback" : "calibrator model"
+        print("  seed MODEL_DATA: \(seeding)")
+        let cell = c.imaging.cellArcsec.map { "\($0)\"" } ?? "from the longest baseline"
+        print("  initial image of DATA: \(c.imaging.imsize)² pixels, cell \(cell), niter \(c.imaging.niter)")
+        for (i, r) in c.plannedRounds.enumerated() {
+            print("  round \(i + 1): solve \(r.calMode.rawValue) solint \(r.solint) (refant \(c.refant)), apply, image CORRECTED_DATA, accept if SNR ≥ ×\(c.minSnrImprovement)")
+        }
+        var o = WSCleanOptions(name: (outputDir as NSString).appendingPathComponent("round-01/image"), size: c.imaging.imsize, scaleArcsec: c.imaging.cellArcsec ?? 0)
+        o.niter = c.imaging.niter
+        o.mgain = c.imaging.mgain
+        o.autoThreshold = c.imaging.autoThreshold
+        o.autoMask = c.imaging.autoMask
+        o.dataColumn = "CORRECTED_DATA"
+        o.extraArguments = c.imaging.extraArgs
+        print("  WSClean per round: wsclean " + o.arguments(measurementSets: [c.ms ?? "MS"]).joined(separator: " "))
+    }
+
+    func printSummary(_ r: RunReport) {
+        let f = { (m: ImageMetrics?) in m.map { String(format: "SNR %.1f (peak %.4g Jy, rms %.3g Jy)", $0.snr, $0.peakJy, $0.rmsJy) } ?? "-" }
+        print("status: \(r.status.rawValue) — \(r.stopReason)")
+        print("initial: \(f(r.initial))")
+        print("final:   \(f(r.final))")
+        for round in r.rounds {
+            print(String(format: "  round %d %@ %@: %@ SNR %.1f (%.1f s)", round.index, round.calmode, round.solint,
+                         round.accepted ? "accepted" : "rejected", round.snr, round.wallS))
+        }
+        if let t = r.finalCaltable { print("final table: \(t)") }
+        print("report: \((r.outputDir as NSString).appendingPathComponent("report.json"))")
+    }
+}
+
+/// Chooses the WSClean executor from the config.
+func makeExecutor(_ c: SelfCalConfig, runner: ProcessRunner, logger: Logger) throws -> any WSCleanExecutor {
+    let limits = ExecutorLimits(timeout: .seconds(c.executor.timeoutS), stallTimeout: .seconds(c.executor.stallTimeoutS),
+                                grace: .seconds(c.executor.graceS))
+    switch c.executor.kind {
+    case "container":
+        throw PipelineError(.badConfig, "the container executor is not available in this build", context: "executor.kind")
+    default:
+        return try NativeWSCleanExecutor(path: c.executor.wscleanPath, limits: limits, runner: runner)
+    }
+}
+
+/// Runs `body` in a task that SIGINT and SIGTERM cancel; a second signal exits at once.
+func withSignalsAsCancellation<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    let task = Task { try await body() }
+    signal(SIGINT, SIG_IGN)
+    signal(SIGTERM, SIG_IGN)
+    let counter = SignalCounter()
+    let sources = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
+        let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+        s.setEventHandler {
+            if counter.increment() == 1 {
+                FileHandle.standardError.write(Data("\nselfcal: stopping (signal \(sig)); again to exit at once\n".utf8))
+                task.cancel()
+            } else {
+                _exit(130)
+            }
+        }
+        s.resume()
+        return s
+    }
+    defer { sources.forEach { $0.cancel() } }
+    return try await task.value
+}
+
+final class SignalCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var n = 0
+    func increment() -> Int { lock.lock(); defer { lock.unlock() }; n += 1; return n }
+}
+
+/// Progress for a person: one line per step with the elapsed time; WSClean's percentage
+/// updated in place on a terminal.
+struct TerminalProgress: ProgressSink {
+    let start = Date()
+    let tty = isatty(STDERR_FILENO) != 0
+
+    func step(_ text: String) {
+        let line = String(format: "[%6.1fs] %@", Date().timeIntervalSince(start), text)
+        FileHandle.standardError.write(Data(((tty ? "\r\u{1B}[K" : "") + line + "\n").utf8))
+    }
+
+    func percent(_ value: Int) {
+        guard tty else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[K  WSClean \(value)%".utf8))
+    }
+}
+
+/// A logger that writes everything to `logFile` and info and above to stderr.
+func makeRunLogger(logFile: String) throws -> Logger {
+    let file = try FileLogSink(path: logFile)
+    return Logger(label: "selfcal") { label in
+        var stderrHandler = StreamLogHandler.standardError(label: label)
+        stderrHandler.logLevel = .warning
+        var fileHandler = FileLogHandler(label: label, sink: file)
+        fileHandler.logLevel = .info
+        return MultiplexLogHandler([stderrHandler, fileHandler])
+    }
+}
+
+final class FileLogSink: @unchecked Sendable {
+    private let handle: FileHandle
+    private let lock = NSLock()
+
+    init(path: String) throws {
+        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
+        guard let h = FileHandle(forWritingAtPath: path) else {
+            throw PipelineError(.badConfig, "cannot write the log file", context: path)
+        }
+        h.seekToEndOfFile()
+        handle = h
+    }
+
+    func write(_ s: String) {
+        lock.lock(); defer { lock.unlock() }
+        handle.write(Data(s.utf8))
+    }
+}
+
+struct FileLogHandler: LogHandler {
+    let label: String
+    let sink: FileLogSink
+    var logLevel: Logger.Level = .info
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let merged = self.metadata.merging(event.metadata ?? [:]) { $1 }
+        let meta = merged.isEmpty ? "" : " " + merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        sink.write("\(ISO8601DateFormatter().string(from: Date())) \(event.level) \(label):\(meta) \(event.message)\n")
+    }
+}
