@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# The main job on a sample it makes itself: installs what is missing, builds selfcal,
-# simulates a small MS with corrupted gains, and self-calibrates it.
+# The main job on a sample it makes itself: installs what is missing, builds selfcal, simulates a
+# small Measurement Set with corrupted antenna gains, and self-calibrates it with `selfcal run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-swift build -c release
+swift build -c release 2>&1 | tail -1
 bin=.build/release/selfcal
-out=${1:-sample}
-rm -rf "$out"
-mkdir -p "$out"
-$bin simulate --out "$out/sample.ms" --preset small --seed 1
-echo "demo: sample written to $out/"
+rm -rf sample
+mkdir -p sample
+$bin simulate --out sample/sample.ms --preset small --seed 1 --noise-jy 0.05
+$bin run configs/calibrator-only.json
+echo "demo: outputs in sample/selfcal (report.json, round-NN/, final.G, selfcal.log)"

@@ -69,7 +69,7 @@ public struct RunReport: Sendable, Codable {
     public func write(to dir: String) throws {
         let enc = JSONEncoder()
         enc.keyEncodingStrategy = .convertToSnakeCase
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let data = try enc.encode(self)
         let path = (dir as NSString).appendingPathComponent("report.json")
         let tmp = path + ".tmp"

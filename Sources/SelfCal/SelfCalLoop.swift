@@ -37,8 +37,8 @@ public final class SelfCalLoop: @unchecked Sendable {
             throw PipelineError(.badConfig, "no Measurement Set: set \"ms\" in the config or pass --ms", context: "ms")
         }
         self.config = config
-        self.msPath = (ms as NSString).standardizingPath
-        self.outputDir = config.outputDir ?? (msPath + ".selfcal")
+        self.msPath = URL(fileURLWithPath: ms).standardizedFileURL.path
+        self.outputDir = URL(fileURLWithPath: config.outputDir ?? (msPath + ".selfcal")).standardizedFileURL.path
         self.executor = executor
         self.logger = logger
         self.progress = progress
