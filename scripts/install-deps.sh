@@ -6,6 +6,7 @@ set -euo pipefail
 pkgs=(casacore-dev casacore-tools casacore-data libcfitsio-dev wcslib-dev wsclean python3-casacore pkg-config)
 if [ "${SELFCAL_WITH_CONTAINERS:-0}" = 1 ]; then pkgs+=(docker.io podman tini); fi
 if [ "${SELFCAL_WITH_SLURM:-0}" = 1 ]; then pkgs+=(slurm-wlm); fi
+if [ "${SELFCAL_WITH_BROWSER:-0}" = 1 ]; then pkgs+=(chromium); fi
 
 missing=()
 for p in "${pkgs[@]}"; do

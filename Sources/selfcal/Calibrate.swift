@@ -38,7 +38,7 @@ struct Solve: AsyncParsableCommand {
             let result = try GainSolver(options: o, logger: log).solve(ms: m)
             try result.write(to: table, msPath: ms)
             let flagged = result.solutions.reduce(0) { $0 + $1.flags.filter { $0 }.count }
-            print("wrote \(table): \(result.solutions.count) solutions (\(flagged) of \(2 * result.solutions.count) flagged) in \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
+            say("wrote \(table): \(result.solutions.count) solutions (\(flagged) of \(2 * result.solutions.count) flagged) in \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
         }
     }
 }
@@ -58,7 +58,7 @@ struct Apply: AsyncParsableCommand {
             let m = try MeasurementSet(path: ms, mode: .readWrite)
             let start = Date()
             let s = try GainApplier(tables: t, logger: log).apply(to: m)
-            print("applied \(tables.count) table(s) to \(s.rows) rows (\(s.newlyFlagged) samples newly flagged) in \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
+            say("applied \(tables.count) table(s) to \(s.rows) rows (\(s.newlyFlagged) samples newly flagged) in \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
         }
     }
 }
@@ -79,7 +79,7 @@ struct Predict: AsyncParsableCommand {
             let m = try MeasurementSet(path: ms, mode: .readWrite)
             let start = Date()
             try ModelPredictor(components: comps, logger: log).predict(into: m)
-            print("predicted \(comps.count) component(s) into MODEL_DATA in \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
+            say("predicted \(comps.count) component(s) into MODEL_DATA in \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
         }
     }
 }

@@ -73,14 +73,14 @@ struct Run: AsyncParsableCommand {
     }
 
     func printPlan(_ c: SelfCalConfig, outputDir: String) {
-        print("plan for \(c.ms ?? "?") → \(outputDir)")
-        print("  executor: \(c.executor.kind)\(c.executor.engine.map { " (\($0))" } ?? "")")
+        say("plan for \(c.ms ?? "?") → \(outputDir)")
+        say("  executor: \(c.executor.kind)\(c.executor.engine.map { " (\($0))" } ?? "")")
         let seeding = c.useNvssSeeding ? "catalog \(c.nvssCatalog ?? "(none)") above \(c.nvssMinMjy) mJy, calibrator as fallback" : "calibrator model"
-        print("  seed MODEL_DATA: \(seeding)")
+        say("  seed MODEL_DATA: \(seeding)")
         let cell = c.imaging.cellArcsec.map { "\($0)\"" } ?? "from the longest baseline"
-        print("  initial image of DATA: \(c.imaging.imsize)² pixels, cell \(cell), niter \(c.imaging.niter)")
+        say("  initial image of DATA: \(c.imaging.imsize)² pixels, cell \(cell), niter \(c.imaging.niter)")
         for (i, r) in c.plannedRounds.enumerated() {
-            print("  round \(i + 1): solve \(r.calMode.rawValue) solint \(r.solint) (refant \(c.refant)), apply, image CORRECTED_DATA, accept if SNR ≥ ×\(c.minSnrImprovement)")
+            say("  round \(i + 1): solve \(r.calMode.rawValue) solint \(r.solint) (refant \(c.refant)), apply, image CORRECTED_DATA, accept if SNR ≥ ×\(c.minSnrImprovement)")
         }
         var o = WSCleanOptions(name: (outputDir as NSString).appendingPathComponent("round-01/image"), size: c.imaging.imsize, scaleArcsec: c.imaging.cellArcsec ?? 0)
         o.niter = c.imaging.niter
@@ -89,20 +89,20 @@ struct Run: AsyncParsableCommand {
         o.autoMask = c.imaging.autoMask
         o.dataColumn = "CORRECTED_DATA"
         o.extraArguments = c.imaging.extraArgs
-        print("  WSClean per round: wsclean " + o.arguments(measurementSets: [c.ms ?? "MS"]).joined(separator: " "))
+        say("  WSClean per round: wsclean " + o.arguments(measurementSets: [c.ms ?? "MS"]).joined(separator: " "))
     }
 
     func printSummary(_ r: RunReport) {
         let f = { (m: ImageMetrics?) in m.map { String(format: "SNR %.1f (peak %.4g Jy, rms %.3g Jy)", $0.snr, $0.peakJy, $0.rmsJy) } ?? "-" }
-        print("status: \(r.status.rawValue) — \(r.stopReason)")
-        print("initial: \(f(r.initial))")
-        print("final:   \(f(r.final))")
+        say("status: \(r.status.rawValue) — \(r.stopReason)")
+        say("initial: \(f(r.initial))")
+        say("final:   \(f(r.final))")
         for round in r.rounds {
-            print(String(format: "  round %d %@ %@: %@ SNR %.1f (%.1f s)", round.index, round.calmode, round.solint,
+            say(String(format: "  round %d %@ %@: %@ SNR %.1f (%.1f s)", round.index, round.calmode, round.solint,
                          round.accepted ? "accepted" : "rejected", round.snr, round.wallS))
         }
-        if let t = r.finalCaltable { print("final table: \(t)") }
-        print("report: \((r.outputDir as NSString).appendingPathComponent("report.json"))")
+        if let t = r.finalCaltable { say("final table: \(t)") }
+        say("report: \((r.outputDir as NSString).appendingPathComponent("report.json"))")
     }
 }
 

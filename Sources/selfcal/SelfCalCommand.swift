@@ -8,7 +8,7 @@ struct SelfCalCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "selfcal",
         abstract: "Self-calibration of radio-interferometer Measurement Sets: seed, solve, apply, image, judge.",
-        subcommands: [Run.self, Simulate.self, Solve.self, Apply.self, Predict.self]
+        subcommands: [Run.self, Batch.self, Simulate.self, Solve.self, Apply.self, Predict.self]
     )
 }
 
@@ -20,4 +20,10 @@ func runReportingErrors(_ body: () async throws -> Void) async throws {
         FileHandle.standardError.write(Data("selfcal: error: \(e.description)\n".utf8))
         throw ExitCode(e.exitCode)
     }
+}
+
+/// Writes a line to stdout at once (print() buffers when stdout is a file or pipe), so progress
+/// reaches logs and pipes as it happens.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }

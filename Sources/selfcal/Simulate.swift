@@ -50,9 +50,9 @@ struct Simulate: AsyncParsableCommand {
             let start = Date()
             let r = try Simulator.run(msPath: out, options: o)
             let secs = Date().timeIntervalSince(start)
-            print("wrote \(r.msPath): \(r.rows) rows, \(r.visibilities) visibilities, \(r.sources.count) sources in \(String(format: "%.1f", secs)) s")
-            print("truth: \(r.truthPath)")
-            print("catalog: \(r.catalogPath)")
+            say("wrote \(r.msPath): \(r.rows) rows, \(r.visibilities) visibilities, \(r.sources.count) sources in \(String(format: "%.1f", secs)) s")
+            say("truth: \(r.truthPath)")
+            say("catalog: \(r.catalogPath)")
         }
     }
 }
