@@ -65,6 +65,8 @@ public struct RunReport: Sendable, Codable {
     public var warnings: [String]
     public var error: String?
     public var exitCode: Int32
+    /// selfcal's own peak resident memory (WSClean's is not included), MiB.
+    public var peakRssMb: Double?
 
     public func write(to dir: String) throws {
         let enc = JSONEncoder()

@@ -87,6 +87,8 @@ public final class SelfCalLoop: @unchecked Sendable {
 
     private func finish() {
         report.wallS = Date().timeIntervalSince(started)
+        var usage = rusage()
+        if getrusage(RUSAGE_SELF.rawValue, &usage) == 0 { report.peakRssMb = Double(usage.ru_maxrss) / 1024 }
         report.rounds = state.rounds
         report.seeding = state.seeding
         report.initial = state.initial
