@@ -91,15 +91,15 @@ public enum HTMLReport {
     /// A sentence saying what happened, for the top of the page.
     static func headline(_ r: RunReport) -> String {
         let done = r.rounds.count, accepted = r.rounds.filter(\.accepted).count
-        let rounds = "\(done) round\(done == 1 ? "" : "s") ran, \(accepted) accepted"
+        let rounds = "\(done) completed round\(done == 1 ? "" : "s") (\(accepted) accepted)"
         switch r.status {
-        case .converged: return "Converged: \(rounds)."
+        case .converged: return "Converged after \(rounds)."
         case .maxIterations: return "Ran every planned round: \(rounds)."
-        case .diverged: return "Stopped because a round made the image worse: \(rounds)."
+        case .diverged: return "Stopped because a round made the image worse, after \(rounds)."
         case .lowSNR: return "Stopped before self-calibration: the initial image's SNR is too low."
-        case .failed: return "The run failed after \(rounds). What exists is shown below."
-        case .interrupted: return "The run was interrupted after \(rounds). What exists is shown below."
-        case .running: return "The run had not finished when this report was written (or its process died): \(rounds)."
+        case .failed: return "The run failed after \(rounds). What it had made is shown below."
+        case .interrupted: return "The run was interrupted after \(rounds). What it had made is shown below."
+        case .running: return "The run had not finished when this report was written (or its process died), after \(rounds)."
         }
     }
 
@@ -313,15 +313,28 @@ public enum HTMLReport {
 
     // MARK: Gains
 
+    /// Every accepted round's table in order, then any accepted table no round names.
+    static func acceptedTables(_ r: RunReport) -> [String] {
+        var tables = r.rounds.filter(\.accepted).map(\.caltable)
+        for t in r.acceptedCaltables where !tables.contains(t) { tables.append(t) }
+        return tables
+    }
+
     static func gainsSection(_ r: RunReport, outputDir: String) -> String {
         var s = "<section id=\"gains\"><h2>Gains of the accepted tables</h2>"
-        guard !r.acceptedCaltables.isEmpty else {
+        let tables = acceptedTables(r)
+        guard !tables.isEmpty else {
             return s + "<p class=\"note\">No table was accepted, so there are no gains to plot.</p></section>"
         }
-        for table in r.acceptedCaltables {
+        s += "<p class=\"caption\">Each accepted round's solutions, per antenna (reference antenna phase 0). "
+        s += "The final calibration applies the tables marked <em>in use</em>.</p>"
+        for table in tables {
             let round = r.rounds.first { $0.caltable == table }
             let label = round.map { "Round \($0.index): calmode \($0.calmode), solint \($0.solint)" } ?? (table as NSString).lastPathComponent
-            s += "<div class=\"gaintable\"><h3>\(htmlEscape(label)) <code>\(htmlEscape((table as NSString).pathComponents.suffix(2).joined(separator: "/")))</code></h3>"
+            let inUse = r.acceptedCaltables.contains(table)
+            s += "<div class=\"gaintable\" data-table=\"\(htmlEscape(table))\"><h3>\(htmlEscape(label)) <code>\(htmlEscape((table as NSString).pathComponents.suffix(2).joined(separator: "/")))</code>"
+            s += inUse ? " <span class=\"badge small good\">in use</span>" : " <span class=\"badge small neutral\">superseded</span>"
+            s += "</h3>"
             guard let path = locate(table, outputDir: outputDir) else {
                 s += "<p class=\"note\">The table is missing.</p></div>"
                 continue
@@ -330,9 +343,17 @@ public enum HTMLReport {
                 let t = try GainTable.read(path: path)
                 let names = (try? CasaTable(path: path).subtable("ANTENNA").strings("NAME")) ?? []
                 let flagged = t.solutions.reduce(0) { $0 + $1.flags.filter { $0 }.count }
-                s += "<p class=\"caption\">\(t.solutions.count) solutions (antenna × interval × spectral window), \(flagged) of \(2 * t.solutions.count) receptor solutions flagged.</p>"
+                s += "<p class=\"caption\">\(t.solutions.count) solutions (antenna × interval × spectral window); "
+                s += "\(flagged) of \(2 * t.solutions.count) receptor solutions flagged.</p>"
                 s += "<h4>Phase</h4>" + GainPlot.svg(t, quantity: .phase, antennaNames: names, title: label + ": phase")
-                s += "<h4>Amplitude</h4>" + GainPlot.svg(t, quantity: .amplitude, antennaNames: names, title: label + ": amplitude")
+                let unitAmplitudes = t.solutions.allSatisfy { sol in
+                    (0..<2).allSatisfy { sol.flags[$0] || abs((sol.gains[$0] * sol.gains[$0]).sum().squareRoot() - 1) < 1e-4 }
+                }
+                if unitAmplitudes {
+                    s += "<h4>Amplitude</h4><p class=\"note amp-unity\">Every unflagged amplitude is 1 (a phase-only solve): nothing to plot.</p>"
+                } else {
+                    s += "<h4>Amplitude</h4>" + GainPlot.svg(t, quantity: .amplitude, antennaNames: names, title: label + ": amplitude")
+                }
             } catch {
                 s += "<p class=\"note\">Cannot be read: \(htmlEscape("\(error)"))</p>"
             }
@@ -493,7 +514,7 @@ struct Page {
     .grid{width:100%}.grid th,.grid td{padding:5px 8px;border-bottom:1px solid var(--line);text-align:left}.grid thead th{font-size:12px;color:var(--muted);text-transform:uppercase;letter-spacing:.03em}
     .num{text-align:right!important;font-variant-numeric:tabular-nums;white-space:nowrap}
     tr.rejected td{color:#8a4a4a}tr.note-row td{border-bottom:1px solid var(--line);font-size:12px;color:var(--muted);padding-top:0}tr.initial td{color:var(--muted)}
-    .bars{width:100%}.bars th{text-align:left;font-weight:500;padding:2px 10px 2px 0;white-space:nowrap}.bars td{padding:2px 0}.bars td:nth-child(2){width:100%}
+    .bars{width:100%}.bars th{text-align:left;font-weight:500;padding:2px 10px 2px 0;white-space:nowrap}.bars td{padding:2px 0}.bars td.num{padding-left:10px}.bars td:nth-child(2){width:100%}
     .bar{height:10px;background:#5b8def;border-radius:3px;min-width:2px}
     .warnings li{color:#7a5a12}
     .figures{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:20px}@media (max-width:900px){.figures{grid-template-columns:1fr}}
@@ -501,7 +522,7 @@ struct Page {
     .preview{position:relative;width:100%;background:#000;border-radius:4px;overflow:hidden}
     .preview img{position:absolute;inset:0;width:100%;height:100%;image-rendering:pixelated}
     .preview svg.overlay{position:absolute;inset:0;width:100%;height:100%}
-    .colourbar{display:block;margin-top:4px;font-size:11px;fill:#444}
+    .colourbar{display:block;margin-top:4px;font-size:9px;fill:#444}
     .caption{font-size:12px;color:var(--muted);margin:4px 0}
     .missing{padding:40px 16px;text-align:center;color:var(--muted);background:#f0f1f4;border-radius:4px}
     .legend .key{display:inline-block;width:12px;height:12px;border-radius:50%;border:2px solid #33e0ff;vertical-align:-2px;background:#111}

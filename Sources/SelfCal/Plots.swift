@@ -129,6 +129,7 @@ public enum GainPlot {
             if r.accepted { best = r.snr }
             path += (path.isEmpty ? "M" : "L") + "\(f(x(i + 1))) \(f(y(best)))"
         }
+        out += "<text x=\"10\" y=\"\(f(top + (h - top - bottom) / 2))\" font-size=\"10\" fill=\"#666\" transform=\"rotate(-90 10 \(f(top + (h - top - bottom) / 2)))\" text-anchor=\"middle\">SNR</text>"
         out += "<path d=\"\(path)\" stroke=\"#2a9d5c\" stroke-width=\"1.5\" fill=\"none\"/>"
         if let initial {
             out += "<circle cx=\"\(f(x(0)))\" cy=\"\(f(y(initial)))\" r=\"4\" fill=\"#555\"><title>initial: SNR \(String(format: "%.1f", initial))</title></circle>"
