@@ -20,9 +20,11 @@ public enum GainPlot {
             return "<p class=\"note\">\(htmlEscape(title)): the table holds no solutions.</p>"
         }
         let times = table.solutions.map(\.time)
-        var t0 = times.min()!, t1 = times.max()!
-        if t1 - t0 < 1 { t0 -= 30; t1 += 30 }
-        let minutes = (t1 - t0) / 60
+        let first = times.min()!, last = times.max()!
+        let minutes = (last - first) / 60
+        // A little room so the first and last solutions sit inside the frame; a single time in the middle.
+        let pad = last - first < 1 ? 30 : 0.04 * (last - first)
+        let t0 = first - pad, t1 = last + pad
         let (yLo, yHi, yTicks): (Double, Double, [Double])
         switch quantity {
         case .phase:
@@ -57,7 +59,7 @@ public enum GainPlot {
         out += "<path d=\"M\(f(lx + 1)) 8l6 6M\(f(lx + 1)) 14l6 -6\" stroke=\"\(flagColour)\" stroke-width=\"1.6\"/>"
         out += "<text x=\"\(f(lx + 12))\" y=\"15\">flagged</text>"
         let unit = quantity == .phase ? "phase (deg)" : "amplitude"
-        out += "<text x=\"\(f(lx + 80))\" y=\"15\" fill=\"#555\">\(unit) against minutes since \(htmlEscape(formatMJDSeconds(t0)))</text>"
+        out += "<text x=\"\(f(lx + 80))\" y=\"15\" fill=\"#555\">\(unit) against minutes since \(htmlEscape(formatMJDSeconds(first)))</text>"
         out += "</g>"
 
         for (k, ant) in antennas.enumerated() {
@@ -93,8 +95,10 @@ public enum GainPlot {
             }
             out += "<text x=\"\(f(ox + 3))\" y=\"\(f(oy - 4))\" font-size=\"10\" font-weight=\"600\">ant \(htmlEscape(name))"
             out += flagged > 0 ? "<tspan fill=\"\(flagColour)\" font-weight=\"400\"> · \(flagged) flagged</tspan></text>" : "</text>"
-            out += "<text x=\"\(f(ox))\" y=\"\(f(oy + ph + 10))\" font-size=\"8.5\" fill=\"#666\">0</text>"
-            out += "<text x=\"\(f(ox + pw))\" y=\"\(f(oy + ph + 10))\" font-size=\"8.5\" fill=\"#666\" text-anchor=\"end\">\(tickLabel(minutes)) min</text>"
+            out += "<text x=\"\(f(px(first)))\" y=\"\(f(oy + ph + 10))\" font-size=\"8.5\" fill=\"#666\" text-anchor=\"middle\">0</text>"
+            if last > first {
+                out += "<text x=\"\(f(px(last)))\" y=\"\(f(oy + ph + 10))\" font-size=\"8.5\" fill=\"#666\" text-anchor=\"middle\">\(tickLabel(minutes)) min</text>"
+            }
             for r in 0..<2 where !points[r].isEmpty {
                 out += "<path class=\"gain-points\" d=\"\(points[r])\" stroke=\"\(receptorColours[r])\" stroke-width=\"3.4\" stroke-linecap=\"round\" fill=\"none\"/>"
             }
