@@ -384,17 +384,16 @@ public enum HTMLReport {
             page.body += "<td class=\"num\">\(ratio ?? "–")</td><td class=\"num\">\(e.rounds.map(String.init) ?? "–")</td>"
             page.body += "<td class=\"num\">\(e.wallS.map { String(format: "%.0f s", $0) } ?? "–")</td><td>"
             if let dir = e.outputDir.map({ resolve($0, in: batchDir) }) {
-                page.body += thumbnail(outputDir: dir, id: "thumb-\(i)")
-                var link = "<span class=\"muted\">none</span>"
                 let reportPath = (dir as NSString).appendingPathComponent(fileName)
                 if !FileManager.default.fileExists(atPath: reportPath),
                    FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent("report.json")) {
                     _ = try? write(outputDir: dir)
                 }
-                if FileManager.default.fileExists(atPath: reportPath) {
-                    link = "<a class=\"report-link\" href=\"\(htmlEscape(relativeHref(reportPath, from: batchDir)))\">report.html</a>"
-                }
-                page.body += "</td><td>\(link)</td></tr>"
+                let href = FileManager.default.fileExists(atPath: reportPath) ? htmlEscape(relativeHref(reportPath, from: batchDir)) : nil
+                let thumb = thumbnail(outputDir: dir, id: "thumb-\(i)")
+                page.body += href.map { "<a href=\"\($0)\">\(thumb)</a>" } ?? thumb
+                page.body += "</td><td>" + (href.map { "<a class=\"report-link\" href=\"\($0)\">report.html</a>" } ?? "<span class=\"muted\">none</span>")
+                page.body += "</td></tr>"
             } else {
                 page.body += "<span class=\"muted\">–</span></td><td><span class=\"muted\">none</span></td></tr>"
             }

@@ -197,7 +197,7 @@ struct ReportTests {
         #expect(check.images.count == 4 && check.images.allSatisfy { $0.w == 384 && $0.h == 384 && $0.colours > 50 }, "\(check.images)")
         #expect(check.gainPlots == accepted.count + accepted.filter { $0.calmode == "ap" }.count)
         let shot = out.appendingPathComponent("report-screenshot.png")
-        try browser.screenshot(htmlURL, to: shot, width: 1400, height: 3400, profile: dir.appendingPathComponent("chromium"))
+        try browser.screenshot(htmlURL, to: shot, width: 1400, height: 5000, profile: dir.appendingPathComponent("chromium"))
         try keepArtifact(shot, as: "report-screenshot.png")
         try keepArtifact(htmlURL, as: "report.html")
     }
