@@ -275,7 +275,7 @@ public enum HTMLReport {
         s += "data-fits=\"\(htmlEscape(file))\" data-factor=\"\(p.factor)\" src=\"\(PNG.dataURI(p.png))\">"
         s += "<svg class=\"overlay\" viewBox=\"0 0 \(p.width) \(p.height)\" preserveAspectRatio=\"none\">"
         if let d = p.maskOutline, !d.isEmpty {
-            s += "<path class=\"mask-outline\" d=\"\(d)\" fill=\"none\" stroke=\"#3ddc84\" stroke-width=\"1\" vector-effect=\"non-scaling-stroke\"/>"
+            s += "<path class=\"mask-outline\" d=\"\(d)\" fill=\"none\" stroke=\"#4dff88\" stroke-width=\"1.5\" stroke-dasharray=\"3 2\" vector-effect=\"non-scaling-stroke\"/>"
         }
         let radius = max(4, Double(p.width) / 40)
         let brightest = p.sources.map(\.fluxJy).max() ?? 1

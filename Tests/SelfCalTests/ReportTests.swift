@@ -118,8 +118,15 @@ struct ReportTests {
         let out = dir.appendingPathComponent("out")
         #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("report.html").path), "run writes report.html")
         #expect(r.output.contains("html report: "))
-        // Again with the simulated catalog to overlay (this build's seeding records no catalog).
+        // Again with the simulated catalog to overlay (this build's seeding records no catalog),
+        // and a clean mask (circles of 6 pixels around the sources) recorded as the seeding's.
         let catalog = ms + ".catalog.fits"
+        var recorded = try RunReport.load(from: out.path)
+        let maskPath = out.appendingPathComponent("mask.fits").path
+        try writeMask(like: out.appendingPathComponent("initial/image-image.fits").path, around: try SimulationTruth.load(ms + ".truth.json").sources,
+                      radius: 6, to: maskPath)
+        recorded.seeding?.mask = maskPath
+        try recorded.write(to: out.path)
         let t0 = Date()
         let rep = try TestSupport.selfcal(["report", out.path, "--catalog", catalog], timeout: 60)
         let reportSeconds = Date().timeIntervalSince(t0)
@@ -173,6 +180,15 @@ struct ReportTests {
         for peak in peaks(png, count: truth.sources.count, separation: 8) {
             let near = markers.contains { hypot($0.cx - (Double(peak.x) + 0.5), $0.cy - (Double(peak.y) + 0.5)) <= tolerance }
             #expect(near, "bright peak at \(peak) has no catalog marker within \(tolerance) px")
+        }
+
+        // The mask outline is drawn, around every marker.
+        let outline = try section(figure, from: "<path class=\"mask-outline\" d=\"", to: "\"")
+        let numbers = outline.dropFirst(30).split(whereSeparator: { "ML \"".contains($0) }).compactMap { Double($0) }
+        #expect(numbers.count > 16)
+        for m in markers {
+            let near = stride(from: 0, to: numbers.count - 1, by: 2).contains { abs(numbers[$0] - m.cx) <= 7 && abs(numbers[$0 + 1] - m.cy) <= 7 }
+            #expect(near, "no mask edge near the marker at (\(m.cx), \(m.cy))")
         }
 
         // Gain plots: a phase plot per accepted round, one panel per antenna, flags where the table has them.
@@ -340,6 +356,19 @@ struct ReportTests {
                                initial: metrics, final: metrics, rounds: rounds, finalCaltable: nil, acceptedCaltables: [],
                                timings: ["image": 50], warnings: [], error: nil, exitCode: 0)
         try report.write(to: out.path)
+    }
+
+    /// A mask on `image`'s grid: 1 within `radius` pixels of each source, 0 elsewhere.
+    func writeMask(like image: String, around sources: [SkyComponent], radius: Double, to path: String) throws {
+        var mask = try FITSImage.read(path: image)
+        let wcs = try mask.wcs()
+        let centres = try wcs.worldToPixel(sources.map { (raDeg: $0.ra * 180 / .pi, decDeg: $0.dec * 180 / .pi) })
+        for y in 0..<mask.height {
+            for x in 0..<mask.width {
+                mask[x: x, y: y] = centres.contains { hypot(Double(x) - $0.x, Double(y) - $0.y) <= radius } ? 1 : 0
+            }
+        }
+        try mask.write(path: path)
     }
 
     /// Copies a file into Tests/artifacts/ (git-ignored) so a person can look at it after the run.
