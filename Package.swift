@@ -25,6 +25,7 @@ let package = Package(
         ),
         .systemLibrary(name: "CFITSIO", pkgConfig: "cfitsio",
                        providers: [.apt(["libcfitsio-dev", "wcslib-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(
             name: "Imaging",
             dependencies: [
@@ -35,7 +36,7 @@ let package = Package(
         .target(
             name: "SelfCal",
             dependencies: [
-                "CCasacore", "Imaging",
+                "CCasacore", "CZlib", "Imaging",
                 .product(name: "Numerics", package: "swift-numerics"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Installs what selfcal needs on Debian 12, idempotently: casacore, cfitsio, wcslib, WSClean,
-# python-casacore (for test cross-checks). Run as root or with sudo available.
+# Installs what selfcal needs on Debian 12, idempotently: casacore, cfitsio, wcslib, zlib, WSClean,
+# python-casacore (for test cross-checks); Chromium with SELFCAL_WITH_BROWSER=1. Run as root or with sudo available.
 set -euo pipefail
 
-pkgs=(casacore-dev casacore-tools casacore-data libcfitsio-dev wcslib-dev wsclean python3-casacore pkg-config)
+pkgs=(casacore-dev casacore-tools casacore-data libcfitsio-dev wcslib-dev zlib1g-dev wsclean python3-casacore pkg-config)
 if [ "${SELFCAL_WITH_CONTAINERS:-0}" = 1 ]; then pkgs+=(docker.io podman tini); fi
 if [ "${SELFCAL_WITH_SLURM:-0}" = 1 ]; then pkgs+=(slurm-wlm); fi
+# Headless Chromium renders report.html in the report tests (ReportTests); CI sets this.
 if [ "${SELFCAL_WITH_BROWSER:-0}" = 1 ]; then pkgs+=(chromium); fi
 
 missing=()

@@ -118,6 +118,7 @@ struct BatchRun: AsyncParsableCommand {
             }
             let summary = BatchSummary.collect(plan)
             try summary.write(to: dir)
+            writeBatchReport(dir)
             printSummary(summary, dir: dir)
             if exit == 0 && (local || wait) && !summary.allSucceeded { exit = 4 }
         }
@@ -142,6 +143,7 @@ struct BatchStatus: AsyncParsableCommand {
             }
             let summary = BatchSummary.collect(plan, scheduler: scheduler)
             try summary.write(to: d)
+            writeBatchReport(d)
             printSummary(summary, dir: d)
         }
     }
@@ -186,6 +188,16 @@ func printSummary(_ s: BatchSummary, dir: String) {
         say(String(format: "  %-40@ %-15@ %@%@", (e.ms as NSString).lastPathComponent, e.status, snr, e.error.map { "  error: \($0)" } ?? ""))
     }
     say("batch: \(s.succeeded) succeeded, \(s.failed) failed, \(s.pending) pending; summary in \((dir as NSString).appendingPathComponent("batch-summary.json"))")
+}
+
+/// `batch-report.html` beside the summary; a failure to write it never fails the batch.
+func writeBatchReport(_ dir: String) {
+    do {
+        let path = try HTMLReport.writeBatch(batchDir: dir)
+        FileHandle.standardError.write(Data("batch report: \(path)\n".utf8))
+    } catch {
+        FileHandle.standardError.write(Data("selfcal: warning: batch-report.html not written: \(error)\n".utf8))
+    }
 }
 
 func absolute(_ p: String) -> String { URL(fileURLWithPath: p).standardizedFileURL.path }

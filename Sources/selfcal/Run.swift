@@ -19,6 +19,7 @@ struct Run: AsyncParsableCommand {
     @Option(help: "auto | native | container (overrides executor.kind).") var executor: String?
     @Flag(help: "Continue after the last completed round in the output directory.") var resume = false
     @Flag(help: "Print the plan (rounds and commands) and exit without running.") var dryRun = false
+    @Flag(help: "Do not write report.html at the end (report.json is always written).") var noReport = false
 
     func run() async throws {
         var exitCode: Int32 = 0
@@ -63,13 +64,26 @@ struct Run: AsyncParsableCommand {
                 }
             } catch {
                 await exec.shutdown()
+                writeHTMLReport(out, logger: logger)
                 throw error
             }
             await exec.shutdown()
+            writeHTMLReport(out, logger: logger)
             printSummary(report)
             exitCode = report.exitCode
         }
         if exitCode != 0 { throw ExitCode(exitCode) }
+    }
+
+    /// report.html for the run, whatever its outcome; a failure to write it is a warning only.
+    func writeHTMLReport(_ dir: String, logger: Logger) {
+        guard !noReport else { return }
+        do {
+            let path = try HTMLReport.write(outputDir: dir)
+            FileHandle.standardError.write(Data("html report: \(path)\n".utf8))
+        } catch {
+            logger.warning("could not write report.html: \(error)")
+        }
     }
 
     func printPlan(_ c: SelfCalConfig, outputDir: String) {
