@@ -198,6 +198,48 @@ struct CalibrationTests {
         #expect(try GainTable.read(path: tpath).solutions.count == table.solutions.count)
     }
 
+    /// Opt-in (needs CASA: `bench/setup-casa-venv.sh`, or SELFCAL_CASA_PYTHON): CASA's own
+    /// `applycal` with a table we wrote gives the CORRECTED_DATA of our `apply`, on an 8-channel MS
+    /// with a flagged antenna. The strongest check that CASA reads our tables as we mean them.
+    @Test(.timeLimit(.minutes(3)), .enabled(if: TestSupport.casaPython != nil, "CASA venv absent: run bench/setup-casa-venv.sh"))
+    func casaApplycalWithOurTableMatchesOurApply() throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        let (ms, _) = try Self.simulated(dir, seed: 15, noise: 0.05, flagged: [4], integrations: 5)
+        var o = SolveOptions()
+        o.calMode = .ap
+        let table = try GainSolver(options: o).solve(ms: ms)
+        let tpath = dir.appendingPathComponent("ap.G").path
+        try table.write(to: tpath, msPath: ms.path)
+        try GainApplier(tables: [GainTable.read(path: tpath)]).apply(to: ms)
+        let chunks = try ms.rowChunks()
+        let ours = try chunks.map { try ms.read($0, dataColumn: "CORRECTED_DATA", extra: .flags) }
+        try ms.table.release()
+
+        let r = try TestSupport.run(TestSupport.casaPython!, ["-c", """
+            from casatasks import applycal
+            applycal(vis='\(ms.path)', gaintable=['\(tpath)'], interp=['linear'], calwt=[False], flagbackup=False)
+            print('APPLIED')
+            """], timeout: 150, cwd: dir)
+        #expect(r.output.contains("APPLIED"), "\(r.output.suffix(2000))")
+
+        let fresh = try MeasurementSet(path: ms.path)
+        var maxDiff: Float = 0, maxAmp: Float = 0, flagDiffs = 0
+        for (i, chunk) in chunks.enumerated() {
+            let c = try fresh.read(chunk, dataColumn: "CORRECTED_DATA", extra: .flags)
+            for k in 0..<c.flags.count {
+                if c.flags[k] != ours[i].flags[k] { flagDiffs += 1 }
+                if c.flags[k] != 0 || ours[i].flags[k] != 0 { continue }
+                for j in [2 * k, 2 * k + 1] {
+                    maxDiff = max(maxDiff, abs(c.data[j] - ours[i].data[j]))
+                    maxAmp = max(maxAmp, abs(ours[i].data[j]))
+                }
+            }
+        }
+        #expect(flagDiffs == 0, "FLAG differs in \(flagDiffs) samples")
+        #expect(maxAmp > 0 && maxDiff <= 1e-5 * maxAmp, "max |CASA − ours| = \(maxDiff), largest value \(maxAmp)")
+    }
+
     /// Pre-applying a phase table and solving ap on top gives the amplitude part of the truth.
     @Test(.timeLimit(.minutes(2)))
     func preApplyThenSolveOnTop() throws {
