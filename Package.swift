@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "selfcal", targets: ["selfcal"]),
+        .executable(name: "selfcal-bench", targets: ["selfcal-bench"]),
         .library(name: "SelfCal", targets: ["SelfCal"]),
     ],
     dependencies: [
@@ -49,6 +50,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Measurements for bench/*.sh (not a user command).
+        .executableTarget(name: "selfcal-bench", dependencies: ["SelfCal"]),
         .testTarget(
             name: "SelfCalTests",
             dependencies: ["SelfCal", "Imaging"],

@@ -174,6 +174,52 @@ std::vector<std::string> split_lines(const char *s) {
     return out;
 }
 
+// A solution per SPW (nchan = 1) needs a SPECTRAL_WINDOW of one channel per SPW, as CASA's
+// gaincal writes it: CHAN_FREQ = the mean channel frequency, CHAN_WIDTH, EFFECTIVE_BW and
+// RESOLUTION = their sums over the channels, NUM_CHAN = 1. A copy of the MS's multi-channel
+// SPECTRAL_WINDOW makes CASA's applycal abort (ArrayBase::validateConformance [n, nchan] vs [n, 1]).
+void collapse_spw_channels(Table &spw) {
+    const char *cols[] = {"CHAN_FREQ", "CHAN_WIDTH", "EFFECTIVE_BW", "RESOLUTION"};
+    const rownr_t n = spw.nrow();
+    for (const char *c : cols) {
+        if (!spw.tableDesc().isColumn(c)) continue;
+        const bool mean = std::string(c) == "CHAN_FREQ";
+        std::vector<Double> v(n, 0.0);
+        std::vector<bool> defined(n, false);
+        {
+            ArrayColumn<Double> col(spw, c);
+            for (rownr_t r = 0; r < n; r++) {
+                if (!col.isDefined(r)) continue;
+                Array<Double> a = col(r);
+                if (a.nelements() == 0) continue;
+                Double sum = 0;
+                for (auto it = a.begin(); it != a.end(); ++it) sum += *it;
+                v[r] = mean ? sum / a.nelements() : sum;
+                defined[r] = true;
+            }
+        }
+        ColumnDesc old = spw.tableDesc().columnDesc(c);
+        if (old.isFixedShape()) {
+            // A fixed-shape column cannot hold one element per cell: re-create it with variable shape.
+            TableRecord keys = old.keywordSet();
+            std::string comment = old.comment();
+            spw.removeColumn(c);
+            ArrayColumnDesc<Double> cd(c, comment, 1);
+            cd.rwKeywordSet() = keys;
+            spw.addColumn(cd);
+        }
+        ArrayColumn<Double> col(spw, c);
+        for (rownr_t r = 0; r < n; r++) {
+            if (defined[r]) col.put(r, Vector<Double>(1, v[r]));
+        }
+    }
+    if (spw.tableDesc().isColumn("NUM_CHAN")) {
+        ScalarColumn<Int> nc(spw, "NUM_CHAN");
+        for (rownr_t r = 0; r < n; r++) nc.put(r, 1);
+    }
+    spw.flush();
+}
+
 }  // namespace
 
 extern "C" {
@@ -672,11 +718,11 @@ int ccasa_caltable_write(const char *path, const char *ms_path, const ccasa_calt
         td.addColumn(ArrayColumnDesc<Float>("SNR", "", 2));
         td.addColumn(ArrayColumnDesc<Float>("WEIGHT", "", 2));
         {
-            TableQuantumDesc q(td, "TIME", Unit("s"));
-            q.write(td);
+            // Units given to the measure itself: TableMeasDesc<MEpoch> would otherwise write its
+            // default "d" over QuantumUnits, and CASA warns (NewCalTable::conformant) on "d".
             TableMeasRefDesc ref(MEpoch::UTC);
             TableMeasValueDesc val(td, "TIME");
-            TableMeasDesc<MEpoch> meas(val, ref);
+            TableMeasDesc<MEpoch> meas(val, ref, Vector<Unit>(1, Unit("s")));
             meas.write(td);
             TableQuantumDesc qi(td, "INTERVAL", Unit("s"));
             qi.write(td);
@@ -724,6 +770,10 @@ int ccasa_caltable_write(const char *path, const char *ms_path, const ccasa_calt
         for (const char *s : subs) {
             Table src = ms.keywordSet().asTable(s);
             src.deepCopy(std::string(path) + "/" + s, Table::New, True);
+            if (sp->nchan == 1 && std::string(s) == "SPECTRAL_WINDOW") {
+                Table spw(std::string(path) + "/" + s, Table::Update);
+                collapse_spw_channels(spw);
+            }
             kw.defineTable(s, Table(std::string(path) + "/" + s));
         }
         {

@@ -20,6 +20,21 @@ public struct GainApplier: Sendable {
         public var newlyFlagged = 0
     }
 
+    /// One chunk in flight through the apply pipeline.
+    final class Slot: @unchecked Sendable {
+        var v = VisibilityChunk(chunk: RowChunk(start: 0, count: 0, dataDescription: 0), channelCount: 0, correlationCount: 0)
+        var flagsChanged = false
+    }
+
+    /// Counts kept by the arithmetic side (one thread at a time).
+    final class Counts: @unchecked Sendable {
+        var rows = 0
+        var newlyFlagged = 0
+    }
+
+    /// Streams the MS once: DATA and FLAG are read, corrected and written as CORRECTED_DATA (and
+    /// FLAG where it changed) chunk by chunk; reading chunk k+1 and writing chunk k−1 (casacore,
+    /// one thread) overlap the arithmetic on chunk k (the other).
     @discardableResult
     public func apply(to ms: MeasurementSet) throws -> Summary {
         guard ms.isWritable else {
@@ -29,28 +44,63 @@ public struct GainApplier: Sendable {
         let nant = ms.antennas.count
         let interp = GainInterpolator(tables: tables)
         try ms.ensureDataColumn("CORRECTED_DATA")
-        var summary = Summary()
-        for chunk in try ms.rowChunks() {
-            try checkCancelled()
-            let (spw, pol) = try ms.setup(of: chunk.dataDescription)
-            var v = try ms.read(chunk, dataColumn: "DATA", extra: [.flags])
-            let npol = v.correlationCount, nchan = v.channelCount, cs = v.cellSize
-            let receptors = pol.correlations.map(\.receptors)
-            var cache: [Double: [SIMD2<Double>?]] = [:]
-            var flagsChanged = false
-            for row in 0..<v.rowCount {
-                let t = v.time[row]
-                if cache[t] == nil {
-                    cache[t] = (0..<(2 * nant)).map { interp.gain(spw: spw.id, antenna: $0 / 2, receptor: $0 % 2, time: t) }
+        let chunks = try ms.rowChunks()
+        let counts = Counts()
+        try pipelinedChunks(
+            count: chunks.count, slots: [Slot(), Slot(), Slot()],
+            read: { i, slot in
+                try ms.read(chunks[i], dataColumn: "DATA", extra: [.flags], into: &slot.v)
+            },
+            process: { _, slot in
+                let (spw, pol) = try ms.setup(of: slot.v.chunk.dataDescription)
+                let flagged = Self.correct(slot, spw: spw.id, receptors: pol.correlations.map(\.receptors), nant: nant, interp: interp)
+                slot.flagsChanged = flagged > 0
+                counts.newlyFlagged += flagged
+                counts.rows += slot.v.rowCount
+            },
+            write: { _, slot in
+                let v = slot.v
+                try ms.writeData("CORRECTED_DATA", chunk: v.chunk, cellSize: v.cellSize, from: v.data)
+                if slot.flagsChanged { try ms.writeFlags(chunk: v.chunk, cellSize: v.cellSize, v.flags) }
+            })
+        try ms.table.release()
+        let summary = Summary(rows: counts.rows, newlyFlagged: counts.newlyFlagged)
+        logger.info("applied \(tables.count) table(s) to \(summary.rows) rows; \(summary.newlyFlagged) samples newly flagged")
+        return summary
+    }
+
+    /// Corrects one chunk in place (slot.v.data becomes CORRECTED_DATA); returns how many samples
+    /// it newly flagged (their data set to 0).
+    static func correct(_ slot: Slot, spw: Int, receptors: [(Int, Int)], nant: Int, interp: GainInterpolator) -> Int {
+        // Move the chunk out of the slot so its arrays are uniquely owned (no copy on write) and
+        // data and flags can be borrowed at once; it goes back at the end.
+        var v = slot.v
+        slot.v = VisibilityChunk(chunk: v.chunk, channelCount: 0, correlationCount: 0)
+        defer { slot.v = v }
+        let npol = v.correlationCount, nchan = v.channelCount, cs = v.cellSize
+        let rows = v.rowCount
+        let time = v.time, antenna1 = v.antenna1, antenna2 = v.antenna2
+        var newlyFlagged = 0
+        // Gains per antenna and receptor at the chunk's times (a chunk holds few distinct times).
+        var lastTime = Double.nan
+        var g: [SIMD2<Double>?] = []
+        v.data.withUnsafeMutableBufferPointer { dataB in
+        v.flags.withUnsafeMutableBufferPointer { flagB in
+            let data = dataB.baseAddress!, flags = flagB.baseAddress!
+            for row in 0..<rows {
+                let t = time[row]
+                if t != lastTime {
+                    g = (0..<(2 * nant)).map { interp.gain(spw: spw, antenna: $0 / 2, receptor: $0 % 2, time: t) }
+                    lastTime = t
                 }
-                let g = cache[t]!
-                let p = Int(v.antenna1[row]), q = Int(v.antenna2[row])
+                let p = Int(antenna1[row]), q = Int(antenna2[row])
                 for (ci, rec) in receptors.enumerated() {
-                    guard p < nant, q < nant, let gp = g[p * 2 + rec.0], let gq = g[q * 2 + rec.1] else {
-                        for ch in 0..<nchan {
-                            let k = row * cs + ch * npol + ci
-                            if v.flags[k] == 0 { v.flags[k] = 1; summary.newlyFlagged += 1; flagsChanged = true }
-                            v.data[2 * k] = 0; v.data[2 * k + 1] = 0
+                    guard p >= 0, q >= 0, p < nant, q < nant, let gp = g[p * 2 + rec.0], let gq = g[q * 2 + rec.1] else {
+                        var k = row * cs + ci
+                        for _ in 0..<nchan {
+                            if flags[k] == 0 { flags[k] = 1; newlyFlagged += 1 }
+                            data[2 * k] = 0; data[2 * k + 1] = 0
+                            k += npol
                         }
                         continue
                     }
@@ -59,20 +109,16 @@ public struct GainApplier: Sendable {
                     let n2 = (d * d).sum()
                     let inv = n2 > 0 ? SIMD2(d.x / n2, -d.y / n2) : SIMD2<Double>(0, 0)
                     let ir = Float(inv.x), ii = Float(inv.y)
-                    for ch in 0..<nchan {
-                        let k = row * cs + ch * npol + ci
-                        let vr = v.data[2 * k], vi = v.data[2 * k + 1]
-                        v.data[2 * k] = vr * ir - vi * ii
-                        v.data[2 * k + 1] = vr * ii + vi * ir
+                    var k = row * cs + ci
+                    for _ in 0..<nchan {
+                        let vr = data[2 * k], vi = data[2 * k + 1]
+                        data[2 * k] = vr * ir - vi * ii
+                        data[2 * k + 1] = vr * ii + vi * ir
+                        k += npol
                     }
                 }
             }
-            try ms.writeData("CORRECTED_DATA", chunk: chunk, cellSize: cs, from: v.data)
-            if flagsChanged { try ms.writeFlags(chunk: chunk, cellSize: cs, v.flags) }
-            summary.rows += chunk.count
-        }
-        try ms.table.release()
-        logger.info("applied \(tables.count) table(s) to \(summary.rows) rows; \(summary.newlyFlagged) samples newly flagged")
-        return summary
+        } }
+        return newlyFlagged
     }
 }

@@ -75,24 +75,43 @@ public struct GainSolver: Sendable {
         self.logger = logger
     }
 
-    /// Sums for one solution cell, both receptors, upper triangle p < q.
-    final class Cell {
+    /// Sums for one solution cell, both receptors, one entry per baseline p < q
+    /// (`Baselines.index`): A = Σ w V conj(M) (complex), B = Σ w |M|², the sample count N, and
+    /// Σ w |V|² per receptor. Plain buffers, so the accumulation loop pays no exclusivity or
+    /// uniqueness checks.
+    final class Cell: @unchecked Sendable {
         let nant: Int
-        var a: [Double]  // complex, 2 per entry; index ((r * nant + p) * nant + q)
-        var b: [Double]
-        var c: [Double]
-        var n: [Int32]
+        let baselines: Int
+        let a: UnsafeMutablePointer<Double>  // complex: 2 per entry, entry r * baselines + bl
+        let b: UnsafeMutablePointer<Double>
+        let n: UnsafeMutablePointer<Int32>
+        var c: (Double, Double) = (0, 0)
         var timeSum = 0.0
         var rows = 0
         var times = Set<Double>()
+        var lastTime = Double.nan
         var scan = 0, field = 0
 
         init(nant: Int) {
             self.nant = nant
-            a = [Double](repeating: 0, count: 2 * 2 * nant * nant)
-            b = [Double](repeating: 0, count: 2 * nant * nant)
-            c = [Double](repeating: 0, count: 2 * nant * nant)
-            n = [Int32](repeating: 0, count: 2 * nant * nant)
+            baselines = nant * (nant - 1) / 2
+            a = .allocate(capacity: 2 * 2 * baselines)
+            a.initialize(repeating: 0, count: 2 * 2 * baselines)
+            b = .allocate(capacity: 2 * baselines)
+            b.initialize(repeating: 0, count: 2 * baselines)
+            n = .allocate(capacity: 2 * baselines)
+            n.initialize(repeating: 0, count: 2 * baselines)
+        }
+
+        deinit {
+            a.deallocate()
+            b.deallocate()
+            n.deallocate()
+        }
+
+        /// The entry of receptor r, baseline p < q.
+        @inline(__always) func entry(_ r: Int, _ p: Int, _ q: Int) -> Int {
+            r * baselines + p * nant - p * (p + 1) / 2 + (q - p - 1)
         }
     }
 
@@ -101,7 +120,23 @@ public struct GainSolver: Sendable {
         var spw: Int  // -1 when SPWs are combined
     }
 
+    /// One chunk in flight: what the I/O side reads and the accumulating side consumes.
+    final class Slot: @unchecked Sendable {
+        var v = VisibilityChunk(chunk: RowChunk(start: 0, count: 0, dataDescription: 0), channelCount: 0, correlationCount: 0)
+        var model = [Float]()
+        var fieldIDs = [Int32]()
+    }
+
+    /// The cells, filled by one thread at a time (the accumulating side of the pipeline).
+    final class Accumulation: @unchecked Sendable {
+        var cells: [CellKey: Cell] = [:]
+    }
+
     /// Solves against MODEL_DATA; throws `.badInput` when there is nothing to solve on.
+    ///
+    /// One pass over DATA, MODEL_DATA, FLAG and WEIGHT; reading (casacore, one thread) overlaps
+    /// the accumulation of the previous chunk (the other thread), and the cells are solved in
+    /// parallel.
     public func solve(ms: MeasurementSet) throws -> GainTable {
         try ms.table.requireColumn("DATA")
         try ms.table.requireColumn("MODEL_DATA", hint: "seed a model first, e.g. with `selfcal predict`")
@@ -113,99 +148,30 @@ public struct GainSolver: Sendable {
         // Solution intervals from TIME and SCAN_NUMBER.
         let assign = try IntervalAssignment(ms: ms, solint: options.solint)
         let interp = options.preApply.isEmpty ? nil : GainInterpolator(tables: options.preApply)
-
-        var cells: [CellKey: Cell] = [:]
-        var model = [Float]()
-        let phaseOnly = options.calMode == .p
-        for chunk in chunks {
-            try checkCancelled()
-            let (spw, pol) = try ms.setup(of: chunk.dataDescription)
-            let v = try ms.read(chunk, dataColumn: "DATA", extra: [.flags, .weights])
-            try ms.readData("MODEL_DATA", chunk: chunk, cellSize: v.cellSize, into: &model)
-            let fieldIDs = ms.hasColumn("FIELD_ID") ? try ms.table.ints("FIELD_ID", start: chunk.start, count: chunk.count) : []
-            let hands: [(pol: Int, receptor: Int)] = pol.correlations.enumerated().compactMap { i, c in
-                c.isParallelHand ? (i, c.receptors.0) : nil
-            }
-            let npol = v.correlationCount, nchan = v.channelCount, cs = v.cellSize
-            // Pre-applied gains per unique time in the chunk.
-            var preGains: [Double: [SIMD2<Double>?]] = [:]
-            for row in 0..<v.rowCount {
-                let p = Int(v.antenna1[row]), q = Int(v.antenna2[row])
-                if p == q || v.flagRow[row] { continue }
-                let iv = assign.interval(row: chunk.start + row)
-                let key = CellKey(interval: iv, spw: options.combineSPW ? -1 : spw.id)
-                let cell: Cell
-                if let c = cells[key] { cell = c } else {
-                    cell = Cell(nant: nant)
-                    cell.scan = assign.scan(row: chunk.start + row)
-                    cells[key] = cell
-                }
-                if !fieldIDs.isEmpty { cell.field = Int(fieldIDs[row]) }
-                let t = v.time[row]
-                cell.times.insert(t)
-                cell.timeSum += t
-                cell.rows += 1
-                var pre: [SIMD2<Double>?]? = nil
-                if let interp {
-                    if preGains[t] == nil {
-                        preGains[t] = (0..<(nant * 2)).map { interp.gain(spw: spw.id, antenna: $0 / 2, receptor: $0 % 2, time: t) }
-                    }
-                    pre = preGains[t]
-                }
-                let (lo, hi, swap) = p < q ? (p, q, false) : (q, p, true)
-                for h in hands {
-                    var gpi = SIMD2<Double>(1, 0), gqi = SIMD2<Double>(1, 0)  // inverse pre-applied gains
-                    var wScale = 1.0
-                    if let pre {
-                        guard let gp = pre[p * 2 + h.receptor], let gq = pre[q * 2 + h.receptor] else { continue }
-                        let np = (gp * gp).sum(), nq = (gq * gq).sum()
-                        gpi = SIMD2(gp.x / np, -gp.y / np)
-                        gqi = SIMD2(gq.x / nq, -gq.y / nq)
-                        wScale = np * nq
-                    }
-                    // corrected V' = V · (1/g_p) · conj(1/g_q)
-                    let fr = gpi.x * gqi.x + gpi.y * gqi.y, fi = gpi.y * gqi.x - gpi.x * gqi.y
-                    let idx = (h.receptor * nant + lo) * nant + hi
-                    var sa = SIMD2<Double>(0, 0), sb = 0.0, sc = 0.0
-                    var cnt: Int32 = 0
-                    let base = row * cs + h.pol
-                    for ch in 0..<nchan {
-                        let k = base + ch * npol
-                        if v.flags[k] != 0 { continue }
-                        let w = Double(v.weights[k]) * wScale
-                        if !(w > 0) { continue }
-                        var vr = Double(v.data[2 * k]), vi = Double(v.data[2 * k + 1])
-                        if pre != nil { (vr, vi) = (vr * fr - vi * fi, vr * fi + vi * fr) }
-                        let mr = Double(model[2 * k])
-                        var mi = Double(model[2 * k + 1])
-                        if swap { vi = -vi; mi = -mi }  // the (q, p) row as seen from (p, q)
-                        if phaseOnly {
-                            // Like CASA for calmode p: only the phase of V/M counts, so every
-                            // baseline weighs by the model, not by uncalibrated amplitudes.
-                            let va = (vr * vr + vi * vi).squareRoot()
-                            guard va > 0 else { continue }
-                            let scale = (mr * mr + mi * mi).squareRoot() / va
-                            vr *= scale; vi *= scale
-                        }
-                        sa.x += w * (vr * mr + vi * mi)
-                        sa.y += w * (vi * mr - vr * mi)
-                        sb += w * (mr * mr + mi * mi)
-                        sc += w * (vr * vr + vi * vi)
-                        cnt += 1
-                    }
-                    cell.a[2 * idx] += sa.x
-                    cell.a[2 * idx + 1] += sa.y
-                    cell.b[idx] += sb
-                    cell.c[idx] += sc
-                    cell.n[idx] += cnt
-                }
-            }
-        }
+        let hasFieldID = ms.hasColumn("FIELD_ID")
+        let acc = Accumulation()
+        let opts = options
+        try pipelinedChunks(
+            count: chunks.count, slots: [Slot(), Slot(), Slot()],
+            read: { i, slot in
+                let chunk = chunks[i]
+                try ms.read(chunk, dataColumn: "DATA", extra: [.flags, .weights], into: &slot.v)
+                try ms.readData("MODEL_DATA", chunk: chunk, cellSize: slot.v.cellSize, into: &slot.model)
+                slot.fieldIDs = hasFieldID ? try ms.table.ints("FIELD_ID", start: chunk.start, count: chunk.count) : []
+            },
+            process: { _, slot in
+                let (spw, pol) = try ms.setup(of: slot.v.chunk.dataDescription)
+                Self.accumulate(slot, spw: spw.id, correlations: pol.correlations, nant: nant, options: opts,
+                                assign: assign, interp: interp, into: acc)
+            })
         try ms.table.release()
+        let cells = acc.cells
         guard !cells.isEmpty else {
             throw PipelineError(.badInput, "no cross-correlation data to solve on (all rows are autocorrelations or flagged)", context: ms.path)
         }
-        let totalSamples = cells.values.reduce(0) { $0 + $1.n.reduce(0) { $0 + Int($1) } }
+        let totalSamples = cells.values.reduce(0) { t, cell in
+            t + UnsafeBufferPointer(start: cell.n, count: 2 * cell.baselines).reduce(0) { $0 + Int($1) }
+        }
         guard totalSamples > 0 else {
             throw PipelineError(.badInput, "all data are flagged (or have zero weight): nothing to solve on", context: ms.path)
         }
@@ -214,7 +180,7 @@ public struct GainSolver: Sendable {
         var dataPerAnt = [Int](repeating: 0, count: nant)
         for cell in cells.values {
             for r in 0..<2 { for p in 0..<nant { for q in (p + 1)..<max(p + 1, nant) {
-                let k = Int(cell.n[(r * nant + p) * nant + q])
+                let k = Int(cell.n[cell.entry(r, p, q)])
                 dataPerAnt[p] += k; dataPerAnt[q] += k
             } } }
         }
@@ -227,9 +193,20 @@ public struct GainSolver: Sendable {
         let spwIDs = ms.spectralWindows.map(\.id)
         var solutions: [GainSolution] = []
         let keys = cells.keys.sorted { ($0.interval, $0.spw) < ($1.interval, $1.spw) }
-        for key in keys {
-            let cell = cells[key]!
-            let (gains, perr, snr, flags, ref) = solveCell(cell, preference: preference)
+        // Cells are independent: solve them over the cores.
+        let ordered = keys.map { cells[$0]! }
+        let results = CellResults(count: ordered.count)
+        let workers = max(1, min(ordered.count, ProcessInfo.processInfo.activeProcessorCount))
+        parallelFor(workers) { [self] w in
+            var i = w
+            while i < ordered.count {
+                results.store(i, solveCell(ordered[i], preference: preference))
+                i += workers
+            }
+        }
+        for (ki, key) in keys.enumerated() {
+            let cell = ordered[ki]
+            let (gains, perr, snr, flags, ref) = results.get(ki)
             let time = cell.times.reduce(0, +) / Double(cell.times.count)
             let span = assign.span(interval: key.interval)
             let spws = key.spw < 0 ? spwIDs : [key.spw]
@@ -248,6 +225,132 @@ public struct GainSolver: Sendable {
         return GainTable(solutions: solutions)
     }
 
+    /// Adds one chunk's samples to the sums of their cells. Rows of one cell come in runs, so the
+    /// cell is looked up only when the (interval, SPW) changes.
+    static func accumulate(_ slot: Slot, spw: Int, correlations: [Correlation], nant: Int, options: SolveOptions,
+                           assign: IntervalAssignment, interp: GainInterpolator?, into acc: Accumulation) {
+        let v = slot.v
+        let hands: [(pol: Int, receptor: Int)] = correlations.enumerated().compactMap { i, c in
+            c.isParallelHand ? (i, c.receptors.0) : nil
+        }
+        let npol = v.correlationCount, nchan = v.channelCount, cs = v.cellSize
+        let phaseOnly = options.calMode == .p
+        let fieldIDs = slot.fieldIDs
+        // Pre-applied gains per unique time in the chunk.
+        var preGains: [Double: [SIMD2<Double>?]] = [:]
+        var lastKey: CellKey?
+        var cell: Cell?
+        v.data.withUnsafeBufferPointer { dataB in
+        slot.model.withUnsafeBufferPointer { modelB in
+        v.flags.withUnsafeBufferPointer { flagB in
+        v.weights.withUnsafeBufferPointer { weightB in
+            let data = dataB.baseAddress!, model = modelB.baseAddress!
+            let flags = flagB.baseAddress!, weights = weightB.baseAddress!
+            for row in 0..<v.rowCount {
+                let p = Int(v.antenna1[row]), q = Int(v.antenna2[row])
+                if p == q || v.flagRow[row] || p < 0 || q < 0 || p >= nant || q >= nant { continue }
+                let key = CellKey(interval: assign.interval(row: v.chunk.start + row), spw: options.combineSPW ? -1 : spw)
+                if key != lastKey || cell == nil {
+                    if let c = acc.cells[key] {
+                        cell = c
+                    } else {
+                        let c = Cell(nant: nant)
+                        c.scan = assign.scan(row: v.chunk.start + row)
+                        acc.cells[key] = c
+                        cell = c
+                    }
+                    lastKey = key
+                }
+                let cell = cell!
+                if !fieldIDs.isEmpty { cell.field = Int(fieldIDs[row]) }
+                let t = v.time[row]
+                if t != cell.lastTime {
+                    cell.times.insert(t)
+                    cell.lastTime = t
+                }
+                cell.timeSum += t
+                cell.rows += 1
+                var pre: [SIMD2<Double>?]? = nil
+                if let interp {
+                    if preGains[t] == nil {
+                        preGains[t] = (0..<(nant * 2)).map { interp.gain(spw: spw, antenna: $0 / 2, receptor: $0 % 2, time: t) }
+                    }
+                    pre = preGains[t]
+                }
+                let (lo, hi, swap) = p < q ? (p, q, false) : (q, p, true)
+                for h in hands {
+                    var gpi = SIMD2<Double>(1, 0), gqi = SIMD2<Double>(1, 0)  // inverse pre-applied gains
+                    var wScale = 1.0
+                    if let pre {
+                        guard let gp = pre[p * 2 + h.receptor], let gq = pre[q * 2 + h.receptor] else { continue }
+                        let np = (gp * gp).sum(), nq = (gq * gq).sum()
+                        gpi = SIMD2(gp.x / np, -gp.y / np)
+                        gqi = SIMD2(gq.x / nq, -gq.y / nq)
+                        wScale = np * nq
+                    }
+                    // corrected V' = V · (1/g_p) · conj(1/g_q)
+                    let fr = gpi.x * gqi.x + gpi.y * gqi.y, fi = gpi.y * gqi.x - gpi.x * gqi.y
+                    let rotate = pre != nil
+                    var sar = 0.0, sai = 0.0, sb = 0.0, sc = 0.0
+                    var cnt: Int32 = 0
+                    var k = row * cs + h.pol
+                    for _ in 0..<nchan {
+                        defer { k += npol }
+                        if flags[k] != 0 { continue }
+                        let w = Double(weights[k]) * wScale
+                        if !(w > 0) { continue }
+                        var vr = Double(data[2 * k]), vi = Double(data[2 * k + 1])
+                        if rotate { (vr, vi) = (vr * fr - vi * fi, vr * fi + vi * fr) }
+                        let mr = Double(model[2 * k]), mi = Double(model[2 * k + 1])
+                        let m2 = mr * mr + mi * mi
+                        if phaseOnly {
+                            // Like CASA for calmode p: only the phase of V/M counts, so every
+                            // baseline weighs by the model, not by uncalibrated amplitudes.
+                            let v2 = vr * vr + vi * vi
+                            guard v2 > 0 else { continue }
+                            let scale = (m2 / v2).squareRoot()
+                            vr *= scale; vi *= scale
+                        }
+                        sar += w * (vr * mr + vi * mi)
+                        sai += w * (vi * mr - vr * mi)
+                        sb += w * m2
+                        sc += w * (vr * vr + vi * vi)
+                        cnt += 1
+                    }
+                    // The (q, p) row as seen from (p, q) is the conjugate: only Im(A) changes sign.
+                    if swap { sai = -sai }
+                    let idx = cell.entry(h.receptor, lo, hi)
+                    cell.a[2 * idx] += sar
+                    cell.a[2 * idx + 1] += sai
+                    cell.b[idx] += sb
+                    cell.n[idx] += cnt
+                    if h.receptor == 0 { cell.c.0 += sc } else { cell.c.1 += sc }
+                }
+            }
+        } } } }
+    }
+
+    /// Per-cell results written by several threads, each to its own index.
+    final class CellResults: @unchecked Sendable {
+        typealias Result = ([SIMD2<Double>], [Float], [Float], [Bool], Int)
+        private let items: UnsafeMutablePointer<Result?>
+        private let count: Int
+
+        init(count: Int) {
+            self.count = count
+            items = .allocate(capacity: count)
+            items.initialize(repeating: nil, count: count)
+        }
+
+        deinit {
+            items.deinitialize(count: count)
+            items.deallocate()
+        }
+
+        func store(_ i: Int, _ r: Result) { items[i] = r }
+        func get(_ i: Int) -> Result { items[i]! }
+    }
+
     /// StEFCal on one cell's sums, for both receptors; referenced to the first preferred antenna
     /// with data. Returns gains, errors, SNR, flags ([receptor * nant + antenna]) and the refant.
     func solveCell(_ cell: Cell, preference: [Int]) -> ([SIMD2<Double>], [Float], [Float], [Bool], Int) {
@@ -261,21 +364,20 @@ public struct GainSolver: Sendable {
         for r in 0..<2 {
             var A = [SIMD2<Double>](repeating: .zero, count: nant * nant)
             var B = [Double](repeating: 0, count: nant * nant)
-            var C = 0.0
             var N = 0
             for p in 0..<nant {
                 for q in (p + 1)..<max(p + 1, nant) {
-                    let idx = (r * nant + p) * nant + q
+                    let idx = cell.entry(r, p, q)
                     guard cell.n[idx] > 0 else { continue }
                     let a = SIMD2(cell.a[2 * idx], cell.a[2 * idx + 1])
                     A[p * nant + q] = a
                     A[q * nant + p] = SIMD2(a.x, -a.y)
                     B[p * nant + q] = cell.b[idx]
                     B[q * nant + p] = cell.b[idx]
-                    C += cell.c[idx]
                     N += Int(cell.n[idx])
                 }
             }
+            let C = r == 0 ? cell.c.0 : cell.c.1
             let active = (0..<nant).filter { p in (0..<nant).contains { B[p * nant + $0] > 0 } }
             guard active.count >= 2 else { continue }
             var g = [SIMD2<Double>](repeating: SIMD2(1, 0), count: nant)

@@ -217,8 +217,19 @@ public final class MeasurementSet: @unchecked Sendable {
 
     /// Reads one chunk: TIME, ANTENNA1/2, FLAG_ROW always; `dataColumn` (nil for none) and `extra`.
     public func read(_ chunk: RowChunk, dataColumn: String?, extra: Columns = []) throws -> VisibilityChunk {
+        var v = VisibilityChunk(chunk: chunk, channelCount: 0, correlationCount: 0)
+        try read(chunk, dataColumn: dataColumn, extra: extra, into: &v)
+        return v
+    }
+
+    /// Like `read(_:dataColumn:extra:)`, into `v`, reusing the storage of its arrays: a pass over
+    /// equal-sized chunks allocates only for the first (fresh multi-megabyte arrays per chunk cost
+    /// a page fault per 4 KiB). Arrays of columns not asked for are left as they were.
+    public func read(_ chunk: RowChunk, dataColumn: String?, extra: Columns = [], into v: inout VisibilityChunk) throws {
         let (spw, pol) = try setup(of: chunk.dataDescription)
-        var v = VisibilityChunk(chunk: chunk, channelCount: spw.channelCount, correlationCount: pol.correlations.count)
+        v.chunk = chunk
+        v.channelCount = spw.channelCount
+        v.correlationCount = pol.correlations.count
         let s = chunk.start, n = chunk.count, cs = v.cellSize
         v.time = try table.doubles("TIME", start: s, count: n)
         v.antenna1 = try table.ints("ANTENNA1", start: s, count: n)
@@ -226,37 +237,59 @@ public final class MeasurementSet: @unchecked Sendable {
         v.flagRow = table.hasColumn("FLAG_ROW") ? try table.bools("FLAG_ROW", start: s, count: n) : Array(repeating: false, count: n)
         if let col = dataColumn {
             try table.requireColumn(col, hint: col == "MODEL_DATA" ? "seed a model first, e.g. with `selfcal predict`" : "")
-            v.data = [Float](repeating: 0, count: 2 * n * cs)
+            Self.resize(&v.data, to: 2 * n * cs, fill: 0)
             try v.data.withUnsafeMutableBufferPointer { try table.readComplex(col, start: s, count: n, cellSize: cs, into: $0) }
         }
         if extra.contains(.flags) {
-            v.flags = [UInt8](repeating: 0, count: n * cs)
             if table.hasColumn("FLAG") {
+                Self.resize(&v.flags, to: n * cs, fill: 0)
                 try v.flags.withUnsafeMutableBufferPointer { try table.readFlags("FLAG", start: s, count: n, cellSize: cs, into: $0) }
+            } else {
+                v.flags = [UInt8](repeating: 0, count: n * cs)
             }
-            for r in 0..<n where v.flagRow[r] {
-                for k in 0..<cs { v.flags[r * cs + k] = 1 }
+            let flagRow = v.flagRow
+            v.flags.withUnsafeMutableBufferPointer { f in
+                for r in 0..<n where flagRow[r] {
+                    (f.baseAddress! + r * cs).update(repeating: 1, count: cs)
+                }
             }
         }
         if extra.contains(.weights) {
-            v.weights = [Float](repeating: 1, count: n * cs)
+            Self.resize(&v.weights, to: n * cs, fill: 1)
             if table.hasColumn("WEIGHT_SPECTRUM"), (try? table.cellShape("WEIGHT_SPECTRUM", row: s))?.reduce(1, *) == cs {
                 try v.weights.withUnsafeMutableBufferPointer { try table.readFloats("WEIGHT_SPECTRUM", start: s, count: n, cellSize: cs, into: $0) }
             } else if table.hasColumn("WEIGHT") {
-                let np = v.correlationCount
+                let np = v.correlationCount, nchan = v.channelCount
                 var w = [Float](repeating: 1, count: n * np)
                 try w.withUnsafeMutableBufferPointer { try table.readFloats("WEIGHT", start: s, count: n, cellSize: np, into: $0) }
-                for r in 0..<n {
-                    for c in 0..<v.channelCount {
-                        for p in 0..<np { v.weights[r * cs + c * np + p] = w[r * np + p] }
+                w.withUnsafeBufferPointer { wr in
+                    v.weights.withUnsafeMutableBufferPointer { out in
+                        for r in 0..<n {
+                            let src = wr.baseAddress! + r * np
+                            var dst = out.baseAddress! + r * cs
+                            for _ in 0..<nchan {
+                                dst.update(from: src, count: np)
+                                dst += np
+                            }
+                        }
                     }
                 }
+            } else {
+                v.weights.withUnsafeMutableBufferPointer { $0.update(repeating: 1) }
             }
         }
         if extra.contains(.uvw) {
             v.uvw = try table.readDoubleArrays("UVW", start: s, count: n, cellSize: 3)
         }
-        return v
+    }
+
+    /// Sets `a.count` to `n`, keeping its storage where it is large enough; new elements are `fill`.
+    static func resize<T>(_ a: inout [T], to n: Int, fill: T) {
+        if a.count > n {
+            a.removeLast(a.count - n)
+        } else if a.count < n {
+            a.append(contentsOf: repeatElement(fill, count: n - a.count))
+        }
     }
 
     /// Reads a complex data column for a chunk into a caller's buffer (interleaved re, im).

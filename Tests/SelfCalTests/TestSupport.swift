@@ -63,6 +63,14 @@ enum TestSupport {
         return ToolResult(status: p.terminationStatus, output: out)
     }
 
+    /// CASA's python (casatools + casatasks) for opt-in cross-checks: `SELFCAL_CASA_PYTHON`, or the
+    /// benchmark venv that `bench/setup-casa-venv.sh` makes at the package root; nil when neither.
+    static var casaPython: String? {
+        if let p = ProcessInfo.processInfo.environment["SELFCAL_CASA_PYTHON"], FileManager.default.isExecutableFile(atPath: p) { return p }
+        let venv = packageRoot.appendingPathComponent(".venv-casa/bin/python").path
+        return FileManager.default.isExecutableFile(atPath: venv) ? venv : nil
+    }
+
     /// Runs a python-casacore script with Debian's python3 (numpy 1.24, which python-casacore needs).
     static func python(_ script: String, timeout: Double = 120) throws -> ToolResult {
         try run("/usr/bin/python3", ["-c", script], timeout: timeout)
