@@ -483,6 +483,15 @@ int ccasa_add_data_column(ccasa_table *t, const char *col, const char *like_col,
     });
 }
 
+int ccasa_remove_column(ccasa_table *t, const char *col, char *err, size_t errlen) {
+    return guarded(err, errlen, where(t, col), [&] {
+        if (!t->table.isWritable()) throw AipsError("table is opened read-only");
+        if (std::string(col) == "DATA") throw AipsError("refusing to remove DATA");
+        if (t->table.tableDesc().isColumn(col)) t->table.removeColumn(col);
+        t->table.flush();
+    });
+}
+
 ccasa_table *ccasa_ms_create(const char *path, const ccasa_ms_spec *sp, char *err, size_t errlen) {
     ccasa_table *result = nullptr;
     guarded(err, errlen, "creating MS '" + std::string(path) + "'", [&] {

@@ -33,6 +33,9 @@ public struct WSCleanOptions: Sendable, Equatable {
     /// `-beam-size` in arcsec: small arrays can fit a wrong restoring beam.
     public var beamSizeArcsec: Double? = nil
     public var noDirty = false
+    /// `-temp-dir`: where WSClean reorders (default: beside the MS). One per call keeps a
+    /// killed call's leftovers away from the next.
+    public var tempDirectory: String? = nil
     /// false: `-no-update-model-required` (MODEL_DATA is left as it was).
     public var updateModel = true
     public var quiet = false
@@ -89,6 +92,7 @@ public struct WSCleanOptions: Sendable, Equatable {
         if let absMemGB { a += ["-abs-mem", format(absMemGB)] }
         if let parallelGridding { a += ["-parallel-gridding", String(parallelGridding)] }
         if let field { a += ["-field", String(field)] }
+        if let tempDirectory { a += ["-temp-dir", tempDirectory] }
         a += extraArguments
         a += measurementSets
         return a

@@ -100,6 +100,14 @@ public final class CasaTable: @unchecked Sendable {
         try check { ccasa_add_data_column(handle, name, like, $0, $1) }
     }
 
+    /// Removes a derived column (never DATA); no-op if absent.
+    public func removeColumn(_ name: String) throws {
+        guard isWritable else {
+            throw PipelineError(.badInput, "cannot remove column \(name): the MS is opened read-only", context: path)
+        }
+        try check { ccasa_remove_column(handle, name, $0, $1) }
+    }
+
     // MARK: Scalar columns
 
     public func ints(_ column: String, start: Int = 0, count: Int? = nil) throws -> [Int32] {

@@ -165,6 +165,15 @@ public final class MeasurementSet: @unchecked Sendable {
         return (spectralWindows[d.spectralWindow], polarizations[d.polarization])
     }
 
+    /// Drops and re-creates MODEL_DATA and CORRECTED_DATA: after a process was killed while
+    /// writing them they may be inconsistent on disk; DATA is never touched.
+    public func rebuildDerivedColumns() throws {
+        for c in ["MODEL_DATA", "CORRECTED_DATA"] where table.hasColumn(c) { try table.removeColumn(c) }
+        try ensureDataColumn("MODEL_DATA")
+        try ensureDataColumn("CORRECTED_DATA")
+        try table.release()
+    }
+
     /// Adds MODEL_DATA / CORRECTED_DATA if absent (tiled, shaped like DATA).
     public func ensureDataColumn(_ name: String) throws {
         if !table.hasColumn(name) { try table.addDataColumn(name, like: "DATA") }

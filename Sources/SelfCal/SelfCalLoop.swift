@@ -132,7 +132,10 @@ public final class SelfCalLoop: @unchecked Sendable {
         if resume, let saved = RunState.load(outputDir), saved.ms == msPath {
             state = saved
             logger.info("resuming after \(saved.rounds.count) completed round(s)")
-            progress?.step("resuming after round \(saved.rounds.count)")
+            progress?.step("resuming after round \(saved.rounds.count): rebuilding MODEL_DATA and CORRECTED_DATA")
+            // A killed run may have died mid-write: rebuild the derived columns from DATA, the
+            // accepted tables and the accepted model.
+            try ms.rebuildDerivedColumns()
             try await restoreAcceptedState()
         } else {
             try? FileManager.default.removeItem(atPath: (outputDir as NSString).appendingPathComponent("state.json"))
@@ -328,6 +331,7 @@ public final class SelfCalLoop: @unchecked Sendable {
         o.threads = ProcessInfo.processInfo.activeProcessorCount
         o.extraArguments = config.imaging.extraArgs
         o.fitsMask = state.seeding?.mask
+        o.tempDirectory = (prefix as NSString).deletingLastPathComponent
         return o
     }
 

@@ -23,7 +23,7 @@ struct ProcessRunnerTests {
         let lines = Lines()
         let spec = ProcessSpec(
             script("stall_after_cleanup.sh"), logPath: dir.url("wsclean.log"),
-            timeout: .seconds(30), stallTimeout: .seconds(1), grace: .seconds(5))
+            timeout: .seconds(60), stallTimeout: .seconds(1), grace: .seconds(20))
         let clock = ContinuousClock()
         let start = clock.now
         let result = try await ProcessRunner().run(spec) { lines.append($0) }
@@ -38,10 +38,10 @@ struct ProcessRunnerTests {
         // The progress line was passed on while still unfinished, then finished.
         #expect(lines.all.contains { $0.contains("10%") && !$0.contains("100%") })
         #expect(lines.all.contains { $0.hasSuffix("100%") })
-        // About 0.8 s of progress, 1 s of silence, then SIGTERM to the group ends it at once
-        // (well before the 5 s grace).
+        // About 0.8 s of progress, 1 s of silence, then SIGTERM to the group ends it at once,
+        // long before the 20 s grace would (generous bounds: the machine may be loaded).
         #expect(elapsed >= .seconds(1.5))
-        #expect(elapsed < .seconds(3.5))
+        #expect(elapsed < .seconds(12))
         #expect(throws: PipelineError.self) { try result.checked() }
         await expectGroupGone(result.processGroup)
     }
@@ -65,7 +65,7 @@ struct ProcessRunnerTests {
         #expect(result.status == .signalled(SIGKILL))
         #expect(result.outputTail.contains("ignoring SIGTERM"))
         #expect(elapsed >= .seconds(1.9), "grace period not honoured")
-        #expect(elapsed <= .seconds(3), "deadline + grace + 1 s exceeded")
+        #expect(elapsed <= .seconds(10), "deadline + grace + slack for a loaded machine exceeded")
         #expect(result.survivors.isEmpty)
         #expect(try recordFiles(records).isEmpty, "record not removed after the sweep")
         await expectGroupGone(result.processGroup)
@@ -88,7 +88,7 @@ struct ProcessRunnerTests {
 
         #expect(result.outcome == .exited(0))
         #expect(result.succeeded)
-        #expect(elapsed < .seconds(3), "run waited for the helper")
+        #expect(elapsed < .seconds(12), "run waited for the helper (sleep 1000)")
         let helper = try #require(pid_t(String(contentsOf: pidFile, encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)))
         #expect(processGroupOf(helper).map { $0 == result.processGroup } ?? true,
@@ -166,7 +166,7 @@ struct ProcessRunnerTests {
         let runner = ProcessRunner(recordDirectory: records)
         let spec = ProcessSpec(
             script("wait_forever.sh"), arguments: [pidFile.path], logPath: dir.url("tool.log"),
-            timeout: .seconds(50), grace: .seconds(5))
+            timeout: .seconds(50), grace: .seconds(20))
         let task = Task { try await runner.run(spec) { lines.append($0) } }
 
         try await waitUntil("the tool is ready") { lines.all.contains("ready") }
@@ -180,7 +180,7 @@ struct ProcessRunnerTests {
 
         #expect(result.outcome == .cancelled)
         #expect(live == ["pgid-\(result.processGroup)"])
-        #expect(stopTime < .seconds(2), "stopping a SIGTERM-obeying tool took \(stopTime)")
+        #expect(stopTime < .seconds(12), "stopping a SIGTERM-obeying tool took \(stopTime) (grace is 20 s)")
         let helper = try #require(pid_t(String(contentsOf: pidFile, encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)))
         #expect(!isAlive(helper))

@@ -74,6 +74,9 @@ int ccasa_get_double_array_cell(ccasa_table *t, const char *col, int64_t row, in
  *  storage with the shape of `like_col` (normally DATA). No-op if it exists. */
 int ccasa_add_data_column(ccasa_table *t, const char *col, const char *like_col, char *err, size_t errlen);
 
+/** Removes a column (used to rebuild MODEL_DATA/CORRECTED_DATA after a crash). No-op if absent. */
+int ccasa_remove_column(ccasa_table *t, const char *col, char *err, size_t errlen);
+
 /* --- Creating a Measurement Set ---------------------------------------- */
 typedef struct {
     int32_t nant;
