@@ -2,7 +2,7 @@
 process (casatasks' import, 2-4 s, is outside that time; the script also times the whole process).
 
 Run with the benchmark venv's python (bench/setup-casa-venv.sh):
-  casa_peer.py gaincal MS TABLE REFANT    calmode='p', solint='int', gaintype='G', minsnr=3
+  casa_peer.py gaincal MS TABLE REFANT [SOLINT]   calmode='p', solint='int' (or SOLINT), gaintype='G', minsnr=3
   casa_peer.py applycal MS TABLE          interp='linear', calwt=False, flagbackup=False
 Prints one JSON object on stdout.
 """
@@ -20,7 +20,8 @@ action, ms, tab = sys.argv[1], sys.argv[2], sys.argv[3]
 t0 = time.perf_counter()
 if action == "gaincal":
     refant = sys.argv[4]
-    gaincal(vis=ms, caltable=tab, calmode="p", solint="int", gaintype="G", refant=refant, minsnr=3.0)
+    solint = sys.argv[5] if len(sys.argv) > 5 else "int"
+    gaincal(vis=ms, caltable=tab, calmode="p", solint=solint, gaintype="G", refant=refant, minsnr=3.0)
     ok = os.path.isdir(tab)
 elif action == "applycal":
     applycal(vis=ms, gaintable=[tab], interp=["linear"], calwt=[False], flagbackup=False)
