@@ -50,7 +50,8 @@ public struct ContainerExecutorConfig: Sendable {
     public var runID: String?
     /// Set for the engine client (`DOCKER_HOST`, `CONTAINERS_CONF`), on top of selfcal's environment.
     public var environment: [String: String]
-    /// Where `container-engine.log` goes; nil: the system's temporary directory.
+    /// Where `container-engine.log` goes (the run's output directory); nil: `selfcal-<runID>` in
+    /// the system's temporary directory.
     public var logDirectory: URL?
     /// The longest wait for the daemon to answer before the first container is made.
     public var daemonTimeout: Duration
@@ -225,7 +226,8 @@ public actor ContainerWSCleanExecutor: WSCleanExecutor {
             }
             userArgument = id
         }
-        let logDirectory = config.logDirectory ?? FileManager.default.temporaryDirectory
+        let logDirectory = config.logDirectory
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("selfcal-\(runID)")
         self.engine = try ContainerEngineClient(
             engine: config.engine, executable: config.engineExecutable, environment: config.environment,
             callTimeout: config.engineCallTimeout, runner: runner, logDirectory: logDirectory, logger: logger)
