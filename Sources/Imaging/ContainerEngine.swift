@@ -176,7 +176,7 @@ public struct ContainerEngineClient: Sendable {
             }
             let version = output.trimmed
             if output.succeeded, !version.isEmpty, !version.contains("<no value>") {
-                logger.info("\(engine.rawValue) daemon ready (server \(version)) after \(formatSeconds(start.duration(to: clock.now))), \(probes) probe(s)")
+                logger.info("\(engine.rawValue) \(engine == .docker ? "daemon" : "engine") ready (server \(version)) after \(formatSeconds(start.duration(to: clock.now))), \(probes) probe(s)")
                 return version
             }
             lastAnswer = output.trimmed.isEmpty ? "\(output.result.outcome)" : String(output.trimmed.suffix(600))

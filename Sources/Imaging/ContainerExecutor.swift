@@ -307,6 +307,9 @@ public actor ContainerWSCleanExecutor: WSCleanExecutor {
                 error.message = "\(config.wscleanPath) was not found in the image \(config.image) (build it: scripts/build-wsclean-image.sh, or fix executor.image); " + error.message
             }
             error.message = "in container \(containerName): " + error.message
+            if case .couldNotStop(let why) = after {
+                error.message += "\n(what was left of the call inside could not be ended (\(why)); the container was removed and will be re-created for the next call)"
+            }
             throw error
         }
     }
@@ -343,7 +346,8 @@ public actor ContainerWSCleanExecutor: WSCleanExecutor {
             return .clean
         }
         let why = output.map { $0.trimmed.isEmpty ? "\($0.result.outcome)" : $0.trimmed } ?? "the engine could not be run"
-        if exitedCleanly, let containerState = try? await engine.state(of: containerName), containerState != .running {
+        // Look again: a container being killed can still read as running a moment before.
+        if let containerState = try? await engine.state(of: containerName), containerState != .running {
             await markDead("it was \(containerState) after a call")
             return .containerGone(containerState)
         }
