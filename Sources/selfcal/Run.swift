@@ -54,7 +54,7 @@ struct Run: AsyncParsableCommand {
             let swept = await ProcessRunner.sweepLeftovers(in: records, logger: logger)
             if !swept.isEmpty { logger.warning("stopped \(swept.count) process group(s) left by an earlier run that died") }
             let runner = ProcessRunner(recordDirectory: records, logger: logger)
-            let exec = try makeExecutor(c, runner: runner, logger: logger)
+            let exec = try makeExecutor(c, runner: runner, logger: logger, logDirectory: out)
             let loop = try SelfCalLoop(config: c, executor: exec, logger: logger, progress: TerminalProgress(), resume: resume)
             let report: RunReport
             do {
@@ -120,16 +120,18 @@ struct Run: AsyncParsableCommand {
     }
 }
 
-/// Chooses the WSClean executor from the config.
-func makeExecutor(_ c: SelfCalConfig, runner: ProcessRunner, logger: Logger) throws -> any WSCleanExecutor {
+/// Chooses the WSClean executor from the config: native, one long-running container, or auto.
+func makeExecutor(_ c: SelfCalConfig, runner: ProcessRunner, logger: Logger, logDirectory: String? = nil) throws -> any WSCleanExecutor {
     let limits = ExecutorLimits(timeout: .seconds(c.executor.timeoutS), stallTimeout: .seconds(c.executor.stallTimeoutS),
                                 grace: .seconds(c.executor.graceS))
-    switch c.executor.kind {
-    case "container":
-        throw PipelineError(.badConfig, "the container executor is not available in this build", context: "executor.kind")
-    default:
-        return try NativeWSCleanExecutor(path: c.executor.wscleanPath, limits: limits, runner: runner)
-    }
+    var container = ContainerExecutorConfig(
+        engine: ContainerEngine(rawValue: c.executor.engine ?? "docker") ?? .docker, image: c.executor.image,
+        mounts: c.executor.mounts.map { ContainerMount(host: $0.host, container: $0.container) },
+        user: ContainerExecutorConfig.User(configValue: c.executor.user))
+    if let logDirectory { container.logDirectory = URL(fileURLWithPath: logDirectory) }
+    let kind = WSCleanExecutorKind(rawValue: c.executor.kind) ?? .auto
+    return try makeWSCleanExecutor(kind: kind, wscleanPath: c.executor.wscleanPath, container: container, limits: limits,
+                                   runner: runner, logger: logger)
 }
 
 /// Runs `body` in a task that SIGINT and SIGTERM cancel; a second signal exits at once.

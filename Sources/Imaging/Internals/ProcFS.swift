@@ -63,6 +63,23 @@ enum ProcFS {
         return members.sorted()
     }
 
+    /// The pids of live processes whose command name (`/proc/<pid>/stat` field 2, at most 15
+    /// bytes) is `name`. Scans /proc.
+    static func processes(named name: String) -> [pid_t] {
+        guard let names = try? Syscall.directoryEntries("/proc") else { return [] }
+        var found: [pid_t] = []
+        for entry in names {
+            guard let pid = pid_t(entry),
+                  let bytes = try? Syscall.readWholeFile("/proc/\(pid)/stat", limit: 4096),
+                  let open = bytes.firstIndex(of: UInt8(ascii: "(")),
+                  let close = bytes.lastIndex(of: UInt8(ascii: ")")), open < close,
+                  let info = parseStat(bytes, pid: pid), !info.isZombie
+            else { continue }
+            if String(decoding: bytes[(open + 1)..<close], as: UTF8.self) == name { found.append(pid) }
+        }
+        return found.sorted()
+    }
+
     /// Whether `pid` is alive and started at `startTime` (so it is the process we knew, not a
     /// later one that was given the same pid).
     static func isAlive(_ pid: pid_t, startTime: UInt64) -> Bool {

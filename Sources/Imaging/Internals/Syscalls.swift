@@ -150,6 +150,19 @@ enum Syscall {
     /// `getpid(2)`.
     static func currentProcessID() -> pid_t { getpid() }
 
+    /// `getuid(2)`: the real user id.
+    static func userID() -> uid_t { getuid() }
+
+    /// `getgid(2)`: the real group id.
+    static func groupID() -> gid_t { getgid() }
+
+    /// `gethostname(2)`; "localhost" if it fails.
+    static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     // MARK: Files
 
     /// `open(path, O_WRONLY|O_CREAT|O_APPEND|O_CLOEXEC, 0644)` then `close`: makes sure the file
@@ -157,6 +170,26 @@ enum Syscall {
     static func touchForAppend(_ path: String) throws(Errno) {
         let fd = try openFile(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, mode: 0o644)
         closeFile(fd)
+    }
+
+    /// `open(path, O_WRONLY|O_CREAT|O_APPEND|O_CLOEXEC, 0644)`, `write(2)` until all of `bytes`
+    /// is written (retried on EINTR), `close`. With O_APPEND, writers in several threads never
+    /// overwrite each other.
+    static func append(_ bytes: [UInt8], to path: String) throws(Errno) {
+        let fd = try openFile(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, mode: 0o644)
+        defer { closeFile(fd) }
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { buffer in
+                write(fd, buffer.baseAddress! + written, bytes.count - written)
+            }
+            if n < 0 {
+                let error = Errno.current
+                if error == .interrupted { continue }
+                throw error
+            }
+            written += n
+        }
     }
 
     /// `open(path, O_RDONLY|O_CLOEXEC)`.
