@@ -81,6 +81,8 @@ public struct ModelPredictor: Sendable {
     /// Components per block in the per-antenna method (bounds memory: antennas × block ×
     /// channels × 16 bytes).
     public var componentBlock = 64
+    /// Polled between chunks besides `Task.isCancelled` (for work run off the task's thread).
+    public var isCancelled: @Sendable () -> Bool = { false }
     public var logger: Logger
 
     public init(components: [SkyComponent], primaryBeam: AiryBeam? = nil, method: Method = .perAntenna,
@@ -123,7 +125,7 @@ public struct ModelPredictor: Sendable {
         var plans: [Int: SpectralPlan] = [:]
         var model = [Float]()
         for chunk in try ms.rowChunks() {
-            if Task.isCancelled { throw PipelineError(.interrupted, "predict was cancelled; MODEL_DATA is incomplete", context: ms.path) }
+            if Task.isCancelled || isCancelled() { throw PipelineError(.interrupted, "predict was cancelled; MODEL_DATA is incomplete", context: ms.path) }
             let (spw, pol) = try ms.setup(of: chunk.dataDescription)
             let plan: SpectralPlan
             if let p = plans[spw.id] { plan = p } else {

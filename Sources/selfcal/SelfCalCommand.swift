@@ -8,7 +8,7 @@ struct SelfCalCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "selfcal",
         abstract: "Self-calibration of radio-interferometer Measurement Sets: seed, solve, apply, image, judge.",
-        subcommands: [Simulate.self, Solve.self, Apply.self, Predict.self]
+        subcommands: [Simulate.self, Solve.self, Apply.self, Predict.self, Mask.self]
     )
 }
 
