@@ -138,9 +138,9 @@ struct Predict: AsyncParsableCommand {
             case .dft:
                 let m = try MeasurementSet(path: ms, mode: .readWrite)
                 let stats = try ModelPredictor(components: comps, primaryBeam: beamModel, method: nativeMethod, threads: threads, logger: log).predict(into: m)
-                print(String(format: "predicted %d component(s) into MODEL_DATA in %.2f s (%.2f s computing, %d thread(s), %.3g terms/s/thread)",
-                             comps.count, Date().timeIntervalSince(start), stats.computeSeconds, stats.threads,
-                             Double(stats.terms) / max(stats.computeSeconds, 1e-9) / Double(stats.threads)))
+                print(String(format: "predicted %d component(s) into MODEL_DATA in %.2f s (predict %.2f s wall, %.2f s CPU; computing %.2f s wall, %.2f s CPU; %d thread(s); %.3g terms, %.3g terms per CPU-second)",
+                             comps.count, Date().timeIntervalSince(start), stats.seconds, stats.cpuSeconds, stats.computeSeconds,
+                             stats.computeCPUSeconds, stats.threads, Double(stats.terms), Double(stats.terms) / max(stats.computeCPUSeconds, 1e-9)))
             case .wsclean:
                 guard timeoutS > 0 else { throw PipelineError(.badConfig, "must be positive", context: "--timeout-s") }
                 let runner = ProcessRunner(logger: log)
