@@ -252,8 +252,11 @@ public enum CatalogReader {
                 // Fitted sizes: unresolved unless larger than the beam; integrated = peak·θM·θm/θb².
                 let fa = max(a, beam), fb = max(b, beam)
                 s *= fa * fb / (beam * beam)
+                // Sizes within 1% of the beam (after deconvolution) are unresolved.
                 a = (fa * fa - beam * beam).squareRoot()
                 b = (fb * fb - beam * beam).squareRoot()
+                if a < 0.01 * beam { a = 0 }
+                if b < 0.01 * beam { b = 0 }
             }
             out.flux[i] = Float(s)
             if a > 0 {

@@ -80,8 +80,7 @@ public final class CatalogIndex: Sendable {
                             useCacheFile: Bool = true) throws(PipelineError) -> CatalogIndex {
         let fmt: CatalogFormat
         if let format { fmt = format } else { fmt = try CatalogFormat.detect(path: path) }
-        let stamp = fileStamp(path)
-        let key = "\(path)|\(fmt.rawValue)|\(stamp.size)|\(stamp.mtime)|\((columns ?? (fmt == .fits ? .nvss : .vizierNVSS)).cacheKey)"
+        let key = cacheKey(path: path, format: fmt, columns: columns)
         if let hit = memory.get(key) { return hit }
         let cachePath = path + ".selfcal-index"
         // The cache file holds no names: used only when names come from positions.
@@ -95,6 +94,12 @@ public final class CatalogIndex: Sendable {
         if cacheable { index.writeCacheFile(cachePath, key: key) }
         memory.put(key, index)
         return index
+    }
+
+    /// Identifies a catalog file's content (path, size, modification time) and its mapping.
+    static func cacheKey(path: String, format: CatalogFormat, columns: CatalogColumns?) -> String {
+        let stamp = fileStamp(path)
+        return "\(path)|\(format.rawValue)|\(stamp.size)|\(stamp.mtime)|\((columns ?? (format == .fits ? .nvss : .vizierNVSS)).cacheKey)"
     }
 
     static func fileStamp(_ path: String) -> (size: UInt64, mtime: Double) {
@@ -124,7 +129,7 @@ public final class CatalogIndex: Sendable {
         }
     }
 
-    private static func readCacheFile(_ path: String, key: String) -> CatalogIndex? {
+    static func readCacheFile(_ path: String, key: String) -> CatalogIndex? {
         guard let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) else { return nil }
         return data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> CatalogIndex? in
             var off = magic.count

@@ -88,8 +88,8 @@ public struct AiryBeam: Sendable, Equatable, Codable {
         return a * a
     }
 
-    /// Radius of the first null, radians: 1.2197 λ/D (first zero of J₁ is 3.8317).
-    public func firstNull(frequency: Double) -> Double { 3.831_705_970_2 / Double.pi * speedOfLight / (frequency * dishDiameter) }
+    /// Radius of the first null, radians: asin(1.2197 λ/D) (the first zero of J₁ is 3.8317).
+    public func firstNull(frequency: Double) -> Double { asin(min(1, 3.831_705_970_207_512 / Double.pi * speedOfLight / (frequency * dishDiameter))) }
 
     /// Full width at half power, radians: 1.0290 λ/D.
     public func halfPowerWidth(frequency: Double) -> Double { 1.028_993_6 * speedOfLight / (frequency * dishDiameter) }

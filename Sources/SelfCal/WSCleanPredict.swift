@@ -12,11 +12,16 @@ public struct PredictImageGeometry: Sendable, Equatable {
     /// Output channels (`-channels-out`), each drawn at its own frequency; nil → one per SPW
     /// (at most 32).
     public var channelsOut: Int?
+    /// More WSClean arguments (e.g. `-padding 2 -nwlayers 200` for a more accurate predict:
+    /// with WSClean 3.1's defaults, padding 1.2 and its automatic w-layer count, a source
+    /// 18′ from the centre of a 512-pixel image is predicted to ~4 % rms on 1.7 km baselines).
+    public var extraArguments: [String]
 
-    public init(size: Int? = nil, scaleArcsec: Double? = nil, channelsOut: Int? = nil) {
+    public init(size: Int? = nil, scaleArcsec: Double? = nil, channelsOut: Int? = nil, extraArguments: [String] = []) {
         self.size = size
         self.scaleArcsec = scaleArcsec
         self.channelsOut = channelsOut
+        self.extraArguments = extraArguments
     }
 }
 
@@ -157,6 +162,7 @@ public struct WSCleanPredictor: Sendable {
         var o = WSCleanOptions(name: workDirectory.appendingPathComponent(name).path, size: drawn.size, scaleArcsec: drawn.scaleArcsec)
         o.predict = true
         if drawn.images.count > 1 { o.channelsOut = drawn.images.count }
+        o.extraArguments = geometry.extraArguments
         let log = workDirectory.appendingPathComponent(name + "-wsclean.log")
         logger.info("WSClean predict of \(components.count) component(s): \(drawn.size) px at \(String(format: "%.3g", drawn.scaleArcsec))″, \(drawn.images.count) channel(s) via \(executor.description)")
         let result = try await executor.run(o, measurementSets: [msPath], logPath: log, progress: nil)
