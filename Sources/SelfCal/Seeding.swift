@@ -237,6 +237,9 @@ public struct CatalogModel: Sendable {
     /// The cone radius used, radians.
     public var radius: Double
     public var beam: AiryBeam?
+    /// Time to get the catalog index (read and sort, cache file, or memory) and to select, s.
+    public var loadSeconds = 0.0
+    public var selectSeconds = 0.0
 
     /// Selects catalog components around the MS's phase centre (J2000) and merges the
     /// calibrator (catalog components within `matchRadius` of it are dropped; it takes their
@@ -253,9 +256,12 @@ public struct CatalogModel: Sendable {
         let fmin = freqs.min() ?? 1.4e9
         let fmid = freqs.isEmpty ? 1.4e9 : freqs.reduce(0, +) / Double(freqs.count)
         let radius = try selection.effectiveRadius(beam: beam ?? AiryBeam.of(ms), lowestFrequency: fmin)
+        let t0 = Date()
         let index = try CatalogIndex.load(path: catalog, format: format, columns: columns)
+        let t1 = Date()
         var comps = index.select(ra: ref.centreJ2000.ra, dec: ref.centreJ2000.dec, radius: radius, minFlux: selection.minFlux,
                                  maxComponents: selection.maxComponents, beam: beam, frequency: fmid)
+        let t2 = Date()
         let catalogCount = comps.count
         var replaced = 0
         var calIncluded = false
@@ -268,7 +274,7 @@ public struct CatalogModel: Sendable {
             calIncluded = true
         }
         return CatalogModel(components: comps, catalogCount: catalogCount, calibratorIncluded: calIncluded, replaced: replaced,
-                            radius: radius, beam: beam)
+                            radius: radius, beam: beam, loadSeconds: t1.timeIntervalSince(t0), selectSeconds: t2.timeIntervalSince(t1))
     }
 }
 

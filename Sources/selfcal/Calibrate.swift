@@ -126,7 +126,8 @@ struct Predict: AsyncParsableCommand {
                     let sel = ConeSelection(radius: radiusDeg.map { $0 * .pi / 180 }, minFlux: minMJy / 1e3, maxComponents: maxComponents)
                     let model = try CatalogModel.build(ms: m, catalog: catalog, selection: sel, applyBeam: useBeam)
                     selected = model.components.count
-                    print("selected \(selected) catalog component(s) within \(String(format: "%.3f", model.radius * 180 / .pi))° above \(minMJy) mJy")
+                    print("selected \(selected) catalog component(s) within \(String(format: "%.3f", model.radius * 180 / .pi))° above \(minMJy) mJy"
+                          + String(format: " (catalog index %.3f s, selection %.4f s)", model.loadSeconds, model.selectSeconds))
                     comps = model.components + comps
                 }
             }
