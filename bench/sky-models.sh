@@ -63,17 +63,8 @@ echo
 cat="$work/nvss1.8M.fits"
 /usr/bin/python3 bench/make_nvss_catalog.py 1800000 "$cat" >/dev/null
 rm -f "$cat.selfcal-index"
-mask="$work/mask.fits"
-sel() {
-  local label=$1
-  local out
-  out=$(/usr/bin/time -f "TIME %e" "$bin" mask --ms "$ms" --catalog "$cat" --out "$mask" --imsize 2048 --cell-arcsec 6 --min-mjy 10 \
-        --radius-deg 3.4 2>&1)
-  printf '| %s | %s | %s |\n' "$label" "$(echo "$out" | awk '/^TIME/ {print $2}')" "$(echo "$out" | grep -o 'catalog index.*' | tr -d ')' || true)"
-}
 echo "| run | process wall s | inside the process |"
 echo "|---|---|---|"
-# `selfcal mask` prints no timings itself: use predict's selection line instead.
 for label in "first read (FITS → sort → cache file)" "next process (cache file)"; do
   out=$(/usr/bin/time -f "TIME %e" "$bin" predict "$ms" --catalog "$cat" --min-mjy 10 --max-components 500 --save-source-list "$work/sel.txt" \
         --method dft --threads "$(nproc)" 2>&1)
