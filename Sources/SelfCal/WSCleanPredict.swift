@@ -72,7 +72,7 @@ public struct WSCleanPredictor: Sendable {
     /// The drawn model images for an MS, without running WSClean.
     ///
     /// Throws `.badInput` for an unreadable MS, `.badConfig` for a bad geometry.
-    public func drawModel(msPath: String) throws -> (images: [(path: String, image: FITSImage)], size: Int, scaleArcsec: Double, outside: Int) {
+    public func drawModel(msPath: String) throws -> (images: [(path: String, image: FITSImage)], size: Int, scaleArcsec: Double, outside: Int, spectralWindows: Int) {
         let ms = try MeasurementSet(path: msPath)
         let ref = try PhaseReference(ms: ms)
         let lmn = try ref.lmn(components)
@@ -119,7 +119,7 @@ public struct WSCleanPredictor: Sendable {
             let path = k == 1 ? base + "-model.fits" : base + String(format: "-%04d-model.fits", g)
             images.append((path, image))
         }
-        return (images.map { (path: $0.0, image: $0.1) }, size, scale, outside)
+        return (images.map { (path: $0.0, image: $0.1) }, size, scale, outside, ms.spectralWindows.count)
     }
 
     /// Adds a component at 0-based pixel (x, y); false when it falls outside the image.
@@ -163,6 +163,8 @@ public struct WSCleanPredictor: Sendable {
         o.predict = true
         if drawn.images.count > 1 { o.channelsOut = drawn.images.count }
         o.extraArguments = geometry.extraArguments
+        // WSClean refuses to read several SPWs into one output channel without reordering.
+        if drawn.images.count == 1 && drawn.spectralWindows > 1 && !o.extraArguments.contains("-reorder") { o.extraArguments.append("-reorder") }
         let log = workDirectory.appendingPathComponent(name + "-wsclean.log")
         logger.info("WSClean predict of \(components.count) component(s): \(drawn.size) px at \(String(format: "%.3g", drawn.scaleArcsec))″, \(drawn.images.count) channel(s) via \(executor.description)")
         let result = try await executor.run(o, measurementSets: [msPath], logPath: log, progress: nil)
