@@ -40,7 +40,7 @@ timed() {  # label, command...: runs it, prints "label | wall | user+sys | its o
 echo "## Sky models"
 echo
 echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(awk '/MHz/ {print $4; exit}' /proc/cpuinfo) MHz), load average before: $(cut -d' ' -f1-3 /proc/loadavg)."
-echo "MS: $(du -sh "$ms" | cut -f1) — $(head -1 "$work/simulate.log" 2>/dev/null || echo "reused")"
+echo "MS: $(du -shL "$ms" | cut -f1) — $(head -1 "$work/simulate.log" 2>/dev/null || echo "reused")"
 echo
 echo "### Predict (MODEL_DATA, whole MS, I/O included)"
 echo
