@@ -121,11 +121,11 @@ public enum HTMLReport {
         rows.append(("Wall time", String(format: "%.1f s", r.wallS)))
         rows.append(("Executor", htmlEscape(r.executor)))
         if let s = r.seeding {
-            var v = "\(htmlEscape(s.model)) model, \(s.components) component\(s.components == 1 ? "" : "s"), predicted by \(htmlEscape(s.method))"
+            var v = "\(htmlEscape(s.model.rawValue)) model, \(s.components) component\(s.components == 1 ? "" : "s"), predicted by \(htmlEscape(s.method.rawValue))"
             if let c = s.catalog { v += "; catalog <code>\(htmlEscape(c))</code>" }
             if let m = s.mask { v += "; mask <code>\(htmlEscape(m))</code>" }
             if s.fallback {
-                v += "<div class=\"fallback\">Fell back to the calibrator model\(s.reason.map { ": " + htmlEscape($0) } ?? "")</div>"
+                v += "<div class=\"fallback\">Fell back to the calibrator model\(s.fallbackReason.map { ": " + htmlEscape($0) } ?? "")</div>"
             }
             rows.append(("Seeding", v))
         } else {

@@ -6,29 +6,6 @@ public enum RunStatus: String, Sendable, Codable {
     case running, converged, diverged, maxIterations = "max_iterations", lowSNR = "low_snr", failed, interrupted
 }
 
-/// What MODEL_DATA was seeded with, and any fallback.
-public struct SeedingRecord: Sendable, Codable, Equatable {
-    /// "catalog", "catalog+calibrator" or "calibrator".
-    public var model: String
-    public var components: Int
-    public var catalog: String?
-    public var fallback: Bool
-    public var reason: String?
-    public var mask: String?
-    public var method: String
-
-    public init(model: String, components: Int, catalog: String? = nil, fallback: Bool = false, reason: String? = nil,
-                mask: String? = nil, method: String = "dft") {
-        self.model = model
-        self.components = components
-        self.catalog = catalog
-        self.fallback = fallback
-        self.reason = reason
-        self.mask = mask
-        self.method = method
-    }
-}
-
 /// One round in `report.json`.
 public struct RoundReport: Sendable, Codable, Equatable {
     public var index: Int

@@ -272,24 +272,34 @@ public final class SelfCalLoop: @unchecked Sendable {
 
     // MARK: Seeding
 
-    /// Seeds MODEL_DATA with the calibrator model (a point at calib_ra/dec, or at the phase
-    /// centre, of calib_flux_jy).
+    /// Seeds MODEL_DATA: the catalog model merged with the calibrator when `use_nvss_seeding`
+    /// is on and works, else the calibrator model (the fallback recorded); with a catalog model,
+    /// also the clean mask around its sources.
     private func seed() async throws -> SeedingRecord {
-        let f = ms.fields[min(config.field, ms.fields.count - 1)]
-        let epoch = try ms.table.doubles("TIME", start: 0, count: 1).first ?? 0
-        let centre = try Measures.convert(ra: f.ra, dec: f.dec, from: f.frame, to: "J2000", epoch: epoch)
-        let ra = config.calibRaDeg.map { $0 * .pi / 180 } ?? centre.ra
-        let dec = config.calibDecDeg.map { $0 * .pi / 180 } ?? centre.dec
-        let flux = config.calibFluxJy ?? 1
-        if config.calibFluxJy == nil { warn("calib_flux_jy is not set: the calibrator model has 1 Jy, so amplitude rounds set an arbitrary flux scale") }
-        var record = SeedingRecord(model: "calibrator", components: 1)
-        if config.useNvssSeeding {
-            record.fallback = true
-            record.reason = "catalog seeding is not available in this build"
-            warn("use_nvss_seeding: \(record.reason!); using the calibrator model")
+        if config.calibFluxJy == nil {
+            warn("calib_flux_jy is not set: the calibrator model has 1 Jy, so amplitude rounds set an arbitrary flux scale")
         }
-        seedComponents = [SkyComponent(name: "calibrator", ra: ra, dec: dec, flux: flux)]
-        try ModelPredictor(components: seedComponents, logger: logger).predict(into: ms)
+        var o = SeedingOptions()
+        o.useCatalog = config.useNvssSeeding
+        o.catalogPath = config.nvssCatalog
+        o.selection = ConeSelection(radius: nil, minFlux: config.nvssMinMjy / 1e3, maxComponents: 500)
+        o.calibrator = CalibratorModel(raDeg: config.calibRaDeg, decDeg: config.calibDecDeg, fluxJy: config.calibFluxJy ?? 1)
+        o.method = PredictMethod(rawValue: config.predictMethod) ?? .dft
+        o.timeout = .seconds(config.executor.timeoutS)
+        let work = URL(fileURLWithPath: outputDir).appendingPathComponent("seed")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        try ms.table.release()
+        var record = try await Seeder(options: o, executor: executor, workDirectory: work, logger: logger).seed(msPath: msPath)
+        if record.fallback, let reason = record.fallbackReason { warn("seeding fell back to the calibrator model: \(reason)") }
+        if record.model != .calibrator, let catalog = config.nvssCatalog, let g = imagingGeometry {
+            let model = try CatalogModel.build(ms: ms, catalog: catalog, selection: o.selection, calibrator: o.calibrator)
+            let path = (outputDir as NSString).appendingPathComponent("mask.fits")
+            let n = try CleanMask(ms: ms, size: g.size, cellArcsec: g.cellArcsec, radiusArcsec: config.maskRadiusArcsec)
+                .write(sources: model.components, to: path)
+            record.mask = path
+            logger.info("clean mask \(path): \(n) source(s) inside the image")
+        }
+        try ms.table.release()
         return record
     }
 

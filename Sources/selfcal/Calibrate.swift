@@ -63,25 +63,102 @@ struct Apply: AsyncParsableCommand {
     }
 }
 
+extension PredictMethod: ExpressibleByArgument {}
+extension ModelPredictor.Method: ExpressibleByArgument {}
+
 struct Predict: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Fill MODEL_DATA from a sky model.")
+    static let configuration = CommandConfiguration(
+        abstract: "Fill MODEL_DATA from a sky model: catalog sources around the phase centre and/or given components.",
+        discussion: """
+            With --catalog (NVSS FITS table, VizieR text table or WSClean/BBS source list), sources within --radius-deg \
+            of the phase centre (default: the first null of the dishes' Airy beam at the lowest frequency) and above \
+            --min-mjy are taken, brightest (as seen through the beam) first, at most --max-components; they are \
+            attenuated by the Airy primary beam. --component adds points (apparent fluxes: no beam unless --beam airy). \
+            Both together make one merged model.
+            """)
 
     @Argument(help: "The Measurement Set (opened for writing).") var ms: String
     @Option(name: .customLong("component"), help: "RA_DEG,DEC_DEG,JY[,SPECTRAL_INDEX] (J2000; repeatable).") var components: [String] = []
+    @Option(help: "A catalog: NVSS FITS table, VizieR-style text table, or WSClean/BBS source list.") var catalog: String?
+    @Option(help: "dft (native) or wsclean (model image + wsclean -predict).") var method: PredictMethod = .dft
+    @Option(name: .customLong("min-mjy"), help: "Catalog flux limit, mJy.") var minMJy: Double = 10
+    @Option(name: .customLong("radius-deg"), help: "Cone radius, degrees (default: the primary beam's first null).") var radiusDeg: Double?
+    @Option(name: .customLong("max-components"), help: "At most this many catalog components, brightest first.") var maxComponents: Int = 500
+    @Option(help: "Primary beam: airy or none (default: airy with --catalog, none for --component alone).") var beam: String?
+    @Option(name: .customLong("save-source-list"), help: "Also write the model as a WSClean/BBS source list here.") var saveSourceList: String?
+    @Option(help: "Native predict: threads (default: all cores).") var threads: Int?
+    @Option(name: .customLong("native-method"), help: "Native predict: perAntenna or perRow.") var nativeMethod: ModelPredictor.Method = .perAntenna
+    @Option(name: .customLong("wsclean-path"), help: "WSClean executable for --method wsclean (default: on PATH).") var wscleanPath: String?
+    @Option(name: .customLong("timeout-s"), help: "Deadline for the WSClean call, seconds.") var timeoutS: Double = 3600
+    @Option(name: .customLong("work-dir"), help: "Where --method wsclean writes its model images (default: beside the MS).") var workDir: String?
+    @Option(name: .customLong("wsclean-size"), help: "--method wsclean: image size in pixels (default: to fit the model).") var wscleanSize: Int?
+    @Option(name: .customLong("wsclean-scale-arcsec"), help: "--method wsclean: pixel size (default: a third of λ/B_max).") var wscleanScale: Double?
+    @Option(name: .customLong("channels-out"), help: "--method wsclean: output channels (default: one per SPW).") var channelsOut: Int?
 
     func run() async throws {
         try await runReportingErrors {
             let log = makeLogger("selfcal.predict")
-            guard !components.isEmpty else {
-                throw PipelineError(.badConfig, "give at least one --component RA_DEG,DEC_DEG,JY", context: "--component")
+            guard !components.isEmpty || catalog != nil else {
+                throw PipelineError(.badConfig, "give --catalog CAT or at least one --component RA_DEG,DEC_DEG,JY", context: "--component")
             }
-            let comps = try components.enumerated().map { try parseComponent($1, name: "C\($0 + 1)", option: "--component") }
-            let m = try MeasurementSet(path: ms, mode: .readWrite)
+            if let radiusDeg, !(radiusDeg > 0 && radiusDeg <= 180) {
+                throw PipelineError(.badConfig, "must be > 0 and ≤ 180 degrees (got \(radiusDeg))", context: "--radius-deg")
+            }
+            guard minMJy >= 0 else { throw PipelineError(.badConfig, "must be ≥ 0", context: "--min-mjy") }
+            guard maxComponents >= 1 else { throw PipelineError(.badConfig, "must be ≥ 1", context: "--max-components") }
+            if let threads, threads < 1 { throw PipelineError(.badConfig, "must be ≥ 1", context: "--threads") }
+            let useBeam: Bool
+            switch beam?.lowercased() {
+            case nil: useBeam = catalog != nil
+            case "airy": useBeam = true
+            case "none": useBeam = false
+            default: throw PipelineError(.badConfig, "use airy or none, not '\(beam!)'", context: "--beam")
+            }
+            var comps = try components.enumerated().map { try parseComponent($1, name: "C\($0 + 1)", option: "--component") }
             let start = Date()
-            try ModelPredictor(components: comps, logger: log).predict(into: m)
-            say("predicted \(comps.count) component(s) into MODEL_DATA in \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
+            var selected = 0
+            var beamModel: AiryBeam?
+            do {
+                let m = try MeasurementSet(path: ms)
+                beamModel = useBeam ? AiryBeam.of(m) : nil
+                if useBeam && beamModel == nil { log.warning("the ANTENNA table has no DISH_DIAMETER: no primary beam is applied") }
+                if let catalog {
+                    let sel = ConeSelection(radius: radiusDeg.map { $0 * .pi / 180 }, minFlux: minMJy / 1e3, maxComponents: maxComponents)
+                    let model = try CatalogModel.build(ms: m, catalog: catalog, selection: sel, applyBeam: useBeam)
+                    selected = model.components.count
+                    say("selected \(selected) catalog component(s) within \(String(format: "%.3f", model.radius * 180 / .pi))° above \(minMJy) mJy"
+                          + String(format: " (catalog index %.3f s, selection %.4f s)", model.loadSeconds, model.selectSeconds))
+                    comps = model.components + comps
+                }
+            }
+            guard !comps.isEmpty else {
+                throw PipelineError(.badInput, "the catalog has no source above \(minMJy) mJy in the cone, and no --component was given", context: catalog)
+            }
+            if let saveSourceList { try SourceList.write(comps, to: saveSourceList) }
+            switch method {
+            case .dft:
+                let m = try MeasurementSet(path: ms, mode: .readWrite)
+                let stats = try ModelPredictor(components: comps, primaryBeam: beamModel, method: nativeMethod, threads: threads, logger: log).predict(into: m)
+                say(String(format: "predicted %d component(s) into MODEL_DATA in %.2f s (predict %.2f s wall, %.2f s CPU; computing %.2f s wall, %.2f s CPU; %d thread(s); %.3g terms, %.3g terms per CPU-second)",
+                             comps.count, Date().timeIntervalSince(start), stats.seconds, stats.cpuSeconds, stats.computeSeconds,
+                             stats.computeCPUSeconds, stats.threads, Double(stats.terms), Double(stats.terms) / max(stats.computeCPUSeconds, 1e-9)))
+            case .wsclean:
+                guard timeoutS > 0 else { throw PipelineError(.badConfig, "must be positive", context: "--timeout-s") }
+                let runner = ProcessRunner(logger: log)
+                let exec = try NativeWSCleanExecutor(path: wscleanPath, limits: ExecutorLimits(timeout: .seconds(timeoutS)), runner: runner)
+                let dir = URL(fileURLWithPath: workDir ?? (URL(fileURLWithPath: ms).deletingLastPathComponent().path))
+                let w = WSCleanPredictor(components: comps, primaryBeam: beamModel, executor: exec, workDirectory: dir,
+                                         geometry: PredictImageGeometry(size: wscleanSize, scaleArcsec: wscleanScale, channelsOut: channelsOut), logger: log)
+                let r = try await w.predict(msPath: ms)
+                say(String(format: "predicted %d component(s) into MODEL_DATA with WSClean in %.2f s (WSClean %.2f s; %d px at %.3g arcsec, %d channel(s))",
+                             comps.count, Date().timeIntervalSince(start), r.wsclean.process.duration.secondsValue, r.size, r.scaleArcsec, r.channelsOut))
+            }
         }
     }
+}
+
+extension Duration {
+    var secondsValue: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }
 
 /// A logger writing to stderr at info level (SELFCAL_LOG_LEVEL overrides).

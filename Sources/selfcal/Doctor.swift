@@ -185,8 +185,3 @@ struct DoctorProbe: Sendable {
     }
 }
 
-extension Duration {
-    fileprivate var secondsValue: Double {
-        Double(components.seconds) + Double(components.attoseconds) * 1e-18
-    }
-}

@@ -8,7 +8,7 @@ struct SelfCalCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "selfcal",
         abstract: "Self-calibration of radio-interferometer Measurement Sets: seed, solve, apply, image, judge.",
-        subcommands: [Run.self, Batch.self, Simulate.self, Solve.self, Apply.self, Predict.self, Report.self, Doctor.self]
+        subcommands: [Run.self, Batch.self, Simulate.self, Solve.self, Apply.self, Predict.self, Mask.self, Report.self, Doctor.self]
     )
 }
 

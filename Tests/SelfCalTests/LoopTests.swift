@@ -43,7 +43,7 @@ struct LoopTests {
         #expect(final.snr >= 5 * initial.snr, "SNR \(initial.snr) → \(final.snr)")
         #expect(report.rounds.count >= 2)
         #expect(report.rounds[0].accepted)
-        #expect(report.seeding?.model == "calibrator")
+        #expect(report.seeding?.model == .calibrator)
         #expect(report.executor.hasPrefix("native"))
         for round in report.rounds {
             let rd = (out as NSString).appendingPathComponent(String(format: "round-%02d", round.index))
@@ -76,6 +76,58 @@ struct LoopTests {
         #expect(try Self.column(ms, "DATA") == dataBefore)
         #expect(!FileManager.default.fileExists(atPath: ms + "/selfcal.lock"))
         #expect(r.output.contains("status: "))
+    }
+
+    /// use_nvss_seeding with the simulator's catalog: MODEL_DATA from the catalog, the mask used,
+    /// and at least as good a result as calibrator-only; with a wrong catalog path, the fallback
+    /// is recorded and the run still succeeds.
+    @Test(.timeLimit(.minutes(6)))
+    func catalogSeedingAndItsFallback() throws {
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        let (config, ms) = try Self.setUp(dir, extra: ["phase_solints": ["inf"], "do_amplitude": false])
+        let pristine = dir.appendingPathComponent("pristine.ms").path
+        try TestSupport.run("/bin/cp", ["-r", ms, pristine])
+        var r = try TestSupport.selfcal(["run", config, "--no-report"], timeout: 200)
+        #expect(r.status == 0, "\(r.output.suffix(2000))")
+        let calibratorOnly = try RunReport.load(from: dir.appendingPathComponent("out").path)
+
+        func run(_ name: String, catalog: String) throws -> RunReport {
+            let copy = dir.appendingPathComponent("\(name).ms").path
+            try TestSupport.run("/bin/cp", ["-r", pristine, copy])
+            var cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: config))) as! [String: Any]
+            cfg["ms"] = copy
+            cfg["output_dir"] = dir.appendingPathComponent("out-\(name)").path
+            cfg["use_nvss_seeding"] = true
+            cfg["nvss_catalog"] = catalog
+            cfg["nvss_min_mjy"] = 100
+            let path = dir.appendingPathComponent("\(name).json").path
+            try JSONSerialization.data(withJSONObject: cfg).write(to: URL(fileURLWithPath: path))
+            let r = try TestSupport.selfcal(["run", path, "--no-report"], timeout: 200)
+            #expect(r.status == 0, "\(r.output.suffix(2000))")
+            return try RunReport.load(from: dir.appendingPathComponent("out-\(name)").path)
+        }
+        let seeded = try run("catalog", catalog: ms + ".catalog.fits")
+        let s = try #require(seeded.seeding)
+        #expect(s.model != .calibrator && !s.fallback, "\(s)")
+        #expect(s.catalogComponents == 4, "the 4 simulated sources are above 100 mJy")
+        let mask = try #require(s.mask)
+        #expect(FileManager.default.fileExists(atPath: mask))
+        let log = try String(contentsOfFile: dir.appendingPathComponent("out-catalog/selfcal.log").path, encoding: .utf8)
+        #expect(log.contains("-fits-mask \(mask)"))
+        let a = try #require(seeded.final?.snr), b = try #require(calibratorOnly.final?.snr)
+        #expect(a >= 0.9 * b, "catalog-seeded final SNR \(a) vs calibrator-only \(b)")
+
+        let fallback = try run("fallback", catalog: dir.appendingPathComponent("no-such-catalog.fits").path)
+        let f = try #require(fallback.seeding)
+        #expect(f.model == .calibrator && f.fallback)
+        #expect(f.fallbackReason?.isEmpty == false)
+        #expect(fallback.warnings.contains { $0.contains("fell back") })
+        #expect([.converged, .maxIterations].contains(fallback.status), "\(fallback.status)")
+        r = try TestSupport.selfcal(["report", dir.appendingPathComponent("out-fallback").path])
+        #expect(r.status == 0)
+        let html = try String(contentsOfFile: dir.appendingPathComponent("out-fallback/report.html").path, encoding: .utf8)
+        #expect(html.contains("Fell back to the calibrator model"))
     }
 
     /// The real VLA calibrator with a calibrator-only config: dynamic range from ≈ 9 to ≥ 500.
@@ -114,11 +166,11 @@ struct LoopTests {
         #expect(report.status == .diverged, "\(report.status): \(report.stopReason)")
         #expect(report.finalCaltable == nil)
         #expect(try Self.column(ms, "CORRECTED_DATA") == Self.column(ms, "DATA"))
-        // MODEL_DATA is the seed again: a 4 Jy point at (202.4, 30.2), as our predictor writes it.
+        // MODEL_DATA is the seed again: a 4 Jy point at (202.4, 30.2) under the Airy beam, as seeding writes it.
         let scratch = dir.appendingPathComponent("seed.ms").path
         try TestSupport.run("/bin/cp", ["-r", ms, scratch])
         let m = try MeasurementSet(path: scratch, mode: .readWrite)
-        try ModelPredictor(components: [SkyComponent(ra: 202.4 * .pi / 180, dec: 30.2 * .pi / 180, flux: 4)]).predict(into: m)
+        try ModelPredictor(components: [SkyComponent(ra: 202.4 * .pi / 180, dec: 30.2 * .pi / 180, flux: 4)], primaryBeam: AiryBeam.of(m)).predict(into: m)
         #expect(try Self.column(ms, "MODEL_DATA") == Self.column(scratch, "MODEL_DATA"))
     }
 

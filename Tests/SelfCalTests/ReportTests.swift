@@ -351,7 +351,7 @@ struct ReportTests {
         }
         let metrics = ImageMetrics(peakJy: 1, rmsJy: 0.01, cleanComponents: 3)
         let report = RunReport(status: status, stopReason: "synthetic", ms: "/data/x.ms", outputDir: out.path, startedAt: "2025-01-01T00:00:00Z",
-                               wallS: 61.2, seeding: SeedingRecord(model: "calibrator", components: 1), executor: "native wsclean",
+                               wallS: 61.2, seeding: .calibratorOnly(), executor: "native wsclean",
                                initial: metrics, final: metrics, rounds: rounds, finalCaltable: nil, acceptedCaltables: [],
                                timings: ["image": 50], warnings: [], error: nil, exitCode: 0)
         try report.write(to: out.path)
