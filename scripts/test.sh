@@ -6,4 +6,6 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 swift build 2>&1 | tee /tmp/selfcal-build.log | grep -E "warning:|error:" | grep -v "/.build/checkouts/" && { echo "build has warnings or errors"; exit 1; } || true
 swift build >/dev/null
-swift test "$@"
+# One test at a time: the suites run real WSClean, dockerd and Slurm jobs on 2 cores, and tests
+# that block while a tool runs would otherwise starve the timing of the others.
+swift test --no-parallel "$@"

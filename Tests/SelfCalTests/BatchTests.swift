@@ -116,12 +116,13 @@ struct BatchTests {
         child.waitUntilExit()
         let plan = try BatchPlan.load(batchDir)
         let done = plan.entries.filter { (try? RunReport.load(from: $0.outputDir)).map { BatchSummary.doneStatuses.contains($0.status.rawValue) } ?? false }
-        #expect(done.count == 2)
+        // Killed after the second finished; under load a third may have finished meanwhile.
+        #expect((2...3).contains(done.count), "\(done.count) finished before the kill")
         let stamps = try done.map { try FileManager.default.attributesOfItem(atPath: $0.outputDir + "/report.json")[.modificationDate] as! Date }
 
         let r = try TestSupport.selfcal(["batch", config] + ms + ["--batch-dir", batchDir, "--local", "--jobs", "2"], timeout: 240)
         #expect(r.status == 0, "\(r.output)")
-        #expect(r.output.contains("4 MS, 2 to run"), "\(r.output)")
+        #expect(r.output.contains("4 MS, \(4 - done.count) to run"), "\(r.output)")
         let s = try Self.summary(batchDir)
         #expect(s.allSucceeded && s.succeeded == 4)
         for (e, stamp) in zip(done, stamps) {
