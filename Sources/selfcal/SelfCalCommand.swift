@@ -10,6 +10,24 @@ struct SelfCalCommand: AsyncParsableCommand {
         abstract: "Self-calibration of radio-interferometer Measurement Sets: seed, solve, apply, image, judge.",
         subcommands: [Run.self, Batch.self, Simulate.self, Solve.self, Apply.self, Predict.self, Mask.self, Report.self, Doctor.self]
     )
+
+    /// ArgumentParser's own usage errors exit 64; selfcal's contract says 2 for bad arguments.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
 }
 
 /// Runs a command body, mapping `PipelineError` to its exit code with a one-line message.

@@ -83,6 +83,10 @@ struct CLITests {
         r = try TestSupport.selfcal(["apply", ms, "--table", table])
         #expect(r.status == 0, "\(r.output)")
         try expectFailure(["apply", ms], code: 2, mentions: "--table")
+        // ArgumentParser's own usage errors exit 2 too.
+        let usage = try TestSupport.selfcal(["solve", ms, "--minsnr", "lots", "--table", table])
+        #expect(usage.status == 2, "\(usage.output)")
+        #expect(usage.output.contains("--minsnr"))
     }
 
     /// WSClean images a simulated `small` MS with every source within one pixel of its true
