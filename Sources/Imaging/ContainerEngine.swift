@@ -299,7 +299,7 @@ public struct ContainerEngineClient: Sendable {
 }
 
 /// `name` as an executable file in `searchPath` (colon-separated; nil: selfcal's PATH).
-func findExecutable(_ name: String, searchPath: String? = nil) -> String? {
+public func findExecutable(_ name: String, searchPath: String? = nil) -> String? {
     if name.contains("/") { return Syscall.isExecutableFile(name) ? name : nil }
     let path = searchPath ?? ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
     for directory in path.split(separator: ":") {

@@ -173,21 +173,13 @@ public struct NativeWSCleanExecutor: WSCleanExecutor {
                 throw PipelineError(.badConfig, "WSClean is not an executable file at '\(path)' (fix executor.wsclean_path, or install it: apt-get install wsclean)", context: "executor.wsclean_path")
             }
             executable = path
-        } else if let found = Self.findOnPath("wsclean") {
+        } else if let found = findExecutable("wsclean") {
             executable = found
         } else {
             throw PipelineError(.badConfig, "WSClean was not found on PATH (install it: apt-get install wsclean; or set executor.wsclean_path, or use executor.kind container)", context: "executor.kind")
         }
         self.limits = limits
         self.runner = runner
-    }
-
-    public static func findOnPath(_ name: String) -> String? {
-        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":") {
-            let p = "\(dir)/\(name)"
-            if FileManager.default.isExecutableFile(atPath: p) { return p }
-        }
-        return nil
     }
 
     public var description: String { "native \(executable)" }

@@ -328,8 +328,9 @@ public final class MeasurementSet: @unchecked Sendable {
     /// Fraction of visibilities flagged (FLAG or FLAG_ROW), over the whole MS, excluding autocorrelations.
     public func flaggedFraction() throws -> Double {
         var flagged = 0, total = 0
+        var v = VisibilityChunk(chunk: RowChunk(start: 0, count: 0, dataDescription: 0), channelCount: 0, correlationCount: 0)
         for c in try rowChunks() {
-            let v = try read(c, dataColumn: nil, extra: .flags)
+            try read(c, dataColumn: nil, extra: .flags, into: &v)
             let cs = v.cellSize
             for r in 0..<v.rowCount where v.antenna1[r] != v.antenna2[r] {
                 total += cs

@@ -29,7 +29,6 @@ public final class SelfCalLoop: @unchecked Sendable {
     private var ms: MeasurementSet!
     private let started = Date()
     private var imagingGeometry: (size: Int, cellArcsec: Double)?
-    private var seedComponents: [SkyComponent] = []
 
     public init(config: SelfCalConfig, executor: any WSCleanExecutor, logger: Logger, progress: (any ProgressSink)? = nil,
                 resume: Bool = false) throws {
@@ -375,7 +374,7 @@ public final class SelfCalLoop: @unchecked Sendable {
     }
 
     private func appendToRunLog(_ p: ProcessResult) {
-        logger.info("ran \(p.commandLine) → \(p.outcome) in \(String(format: "%.1f", Double(p.duration.components.seconds) + Double(p.duration.components.attoseconds) * 1e-18)) s")
+        logger.info("ran \(p.commandLine) → \(p.outcome) in \(String(format: "%.1f", p.duration.seconds)) s")
     }
 
     // MARK: Final table

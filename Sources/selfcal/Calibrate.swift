@@ -151,14 +151,13 @@ struct Predict: AsyncParsableCommand {
                                          geometry: PredictImageGeometry(size: wscleanSize, scaleArcsec: wscleanScale, channelsOut: channelsOut), logger: log)
                 let r = try await w.predict(msPath: ms)
                 say(String(format: "predicted %d component(s) into MODEL_DATA with WSClean in %.2f s (WSClean %.2f s; %d px at %.3g arcsec, %d channel(s))",
-                             comps.count, Date().timeIntervalSince(start), r.wsclean.process.duration.secondsValue, r.size, r.scaleArcsec, r.channelsOut))
+                             comps.count, Date().timeIntervalSince(start), r.wsclean.process.duration.seconds, r.size, r.scaleArcsec, r.channelsOut))
             }
         }
     }
 }
 
 extension Duration {
-    var secondsValue: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }
 
 /// A logger writing to stderr at info level (SELFCAL_LOG_LEVEL overrides).

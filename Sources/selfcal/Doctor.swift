@@ -87,7 +87,7 @@ struct DoctorProbe: Sendable {
         } catch {
             return Finding(name: "casacore", status: .broken, detail: "writing a test MS failed: \(error)", fix: installFix)
         }
-        let elapsed = String(format: "%.2f", (ContinuousClock.now - start).secondsValue)
+        let elapsed = String(format: "%.2f", (ContinuousClock.now - start).seconds)
         let data = "/usr/share/casacore/data"
         let measures = FileManager.default.fileExists(atPath: data) ? "measures data in \(data)" : "no measures data in \(data) (apt-get install casacore-data)"
         return Finding(name: "casacore", status: .ok, detail: "tables written and read back (a test MS in \(elapsed) s); \(measures)")
@@ -95,7 +95,7 @@ struct DoctorProbe: Sendable {
 
     func wsclean(path: String?) async -> Finding {
         let fix = "apt-get install wsclean (or scripts/install-deps.sh); or set executor.wsclean_path; or use executor.kind container"
-        guard let executable = path ?? findOnPath("wsclean") else {
+        guard let executable = path ?? findExecutable("wsclean") else {
             return Finding(name: "wsclean", status: .missing, detail: "not on PATH", fix: fix)
         }
         let output = await run(executable, ["--version"])
@@ -149,7 +149,7 @@ struct DoctorProbe: Sendable {
 
     func slurm() async -> Finding {
         let install = "SELFCAL_WITH_SLURM=1 scripts/install-deps.sh, then start slurmctld and slurmd (ENVIRONMENT.md has a single-node configuration)"
-        let missing = ["sbatch", "squeue", "scontrol"].filter { findOnPath($0) == nil }
+        let missing = ["sbatch", "squeue", "scontrol"].filter { findExecutable($0) == nil }
         guard missing.isEmpty else {
             return Finding(name: "slurm", status: .missing, detail: "\(missing.joined(separator: ", ")) not on PATH (only `selfcal batch --slurm` needs Slurm)", fix: install)
         }
@@ -174,14 +174,6 @@ struct DoctorProbe: Sendable {
         }
         let text = (try? String(contentsOf: log, encoding: .utf8)) ?? result.outputTail
         return Output(result: result, text: text)
-    }
-
-    private func findOnPath(_ name: String) -> String? {
-        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
-            let candidate = "\(directory)/\(name)"
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        }
-        return nil
     }
 }
 

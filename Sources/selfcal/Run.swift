@@ -58,10 +58,7 @@ struct Run: AsyncParsableCommand {
             let loop = try SelfCalLoop(config: c, executor: exec, logger: logger, progress: TerminalProgress(), resume: resume)
             let report: RunReport
             do {
-                report = try await withSignalsAsCancellation {
-                    defer { Task { await exec.shutdown() } }
-                    return try await loop.run()
-                }
+                report = try await withSignalsAsCancellation { try await loop.run() }
             } catch {
                 await exec.shutdown()
                 writeHTMLReport(out, logger: logger)

@@ -111,7 +111,7 @@ struct BatchTests {
         let batchDir = dir.appendingPathComponent("b").path
         let out = dir.appendingPathComponent("batch.out")
         let child = try spawnSelfcal(["batch", config] + ms + ["--batch-dir", batchDir, "--local", "--jobs", "1"], output: out)
-        try await waitFor(seconds: 150) { (try? String(contentsOf: out, encoding: .utf8))?.contains("[2/4]") == true }
+        try await pollUntil("the run gets there", within: .seconds(150)) { (try? String(contentsOf: out, encoding: .utf8))?.contains("[2/4]") == true }
         kill(child.processIdentifier, SIGKILL)
         child.waitUntilExit()
         let plan = try BatchPlan.load(batchDir)
@@ -149,14 +149,14 @@ struct BatchTests {
         let batchDir = dir.appendingPathComponent("b").path
         let r = try Self.selfcal(["batch", config] + ms + ["--batch-dir", batchDir, "--slurm", "--cpus-per-task", "1", "--mem", "2G"], env: env)
         #expect(r.status == 0, "\(r.output)")
-        try await waitFor(seconds: 60) { ms.allSatisfy { FileManager.default.fileExists(atPath: $0 + "/selfcal.lock") } }
+        try await pollUntil("the run gets there", within: .seconds(60)) { ms.allSatisfy { FileManager.default.fileExists(atPath: $0 + "/selfcal.lock") } }
         let c = try Self.selfcal(["batch", "cancel", batchDir], env: env, timeout: 120)
         #expect(c.status == 0, "\(c.output)")
         #expect(c.output.contains("cancelled Slurm job"))
         let plan = try BatchPlan.load(batchDir)
         let q = try TestSupport.run("squeue", ["-h", "-j", try #require(plan.slurmJobIDs.last)], environment: env)
         #expect(q.output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "still queued: \(q.output)")
-        try await waitFor(seconds: 20) { Self.noLocks(ms) }
+        try await pollUntil("the run gets there", within: .seconds(20)) { Self.noLocks(ms) }
         #expect(try Self.processesUnder(dir).isEmpty)
         let s = try Self.summary(batchDir)
         #expect(s.entries.allSatisfy { $0.status == "interrupted" }, "\(s.entries.map(\.status))")

@@ -54,8 +54,8 @@ struct ContainerLoopTests {
         let dataBefore = try LoopTests.column(ms, "DATA")
         let out = dir.appendingPathComponent("run.out")
         let child = try spawnSelfcal(["run", config, "--no-report"], output: out)
-        try await waitFor(seconds: 120) { (try? String(contentsOf: out, encoding: .utf8))?.contains("initial image") == true }
-        try await waitFor(seconds: 60) { (try? self.dockerPsSync()).map { !$0.isEmpty } ?? false }
+        try await pollUntil("the run gets there", within: .seconds(120)) { (try? String(contentsOf: out, encoding: .utf8))?.contains("initial image") == true }
+        try await pollUntil("the run gets there", within: .seconds(60)) { (try? self.dockerPsSync()).map { !$0.isEmpty } ?? false }
         try await Task.sleep(for: .seconds(2))
         kill(child.processIdentifier, SIGINT)
         child.waitUntilExit()

@@ -225,14 +225,3 @@ final class Percentages: @unchecked Sendable {
     var values: [Int] { lock.withLock { items } }
 }
 
-func pollUntil(_ what: String, within limit: Duration = .seconds(10), _ condition: () -> Bool) async throws {
-    let clock = ContinuousClock()
-    let deadline = clock.now + limit
-    while !condition() {
-        guard clock.now < deadline else {
-            Issue.record("timed out waiting until \(what)")
-            throw CancellationError()
-        }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-}

@@ -195,7 +195,7 @@ struct LoopTests {
         let log = dir.appendingPathComponent("run.out")
         let child = try spawnSelfcal(["run", config], output: log)
         // Wait until round 1 is imaging, then interrupt.
-        try await waitFor(seconds: 120) { (try? String(contentsOf: log, encoding: .utf8))?.contains("round 1/3 (p, inf): imaging") == true }
+        try await pollUntil("the run gets there", within: .seconds(120)) { (try? String(contentsOf: log, encoding: .utf8))?.contains("round 1/3 (p, inf): imaging") == true }
         try await Task.sleep(for: .milliseconds(500))
         kill(child.processIdentifier, SIGINT)
         let t0 = Date()
@@ -213,7 +213,7 @@ struct LoopTests {
         // Kill hard in round 2, then resume to the end.
         let log2 = dir.appendingPathComponent("run2.out")
         let child2 = try spawnSelfcal(["run", config, "--resume"], output: log2)
-        try await waitFor(seconds: 150) { (try? String(contentsOf: log2, encoding: .utf8))?.contains("round 2/3 (p, 60s): imaging") == true }
+        try await pollUntil("the run gets there", within: .seconds(150)) { (try? String(contentsOf: log2, encoding: .utf8))?.contains("round 2/3 (p, 60s): imaging") == true }
         kill(child2.processIdentifier, SIGKILL)
         child2.waitUntilExit()
         // A SIGKILLed selfcal leaves its WSClean running: the resumed run sweeps it (process records).
@@ -290,15 +290,4 @@ func spawnSelfcal(_ args: [String], output: URL) throws -> Process {
     p.standardInput = FileHandle.nullDevice
     try p.run()
     return p
-}
-
-func waitFor(seconds: Double, _ condition: () -> Bool) async throws {
-    let deadline = Date().addingTimeInterval(seconds)
-    while !condition() {
-        if Date() > deadline {
-            Issue.record("condition not met within \(seconds) s")
-            throw CancellationError()
-        }
-        try await Task.sleep(for: .milliseconds(100))
-    }
 }

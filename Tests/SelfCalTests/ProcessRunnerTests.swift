@@ -169,7 +169,7 @@ struct ProcessRunnerTests {
             timeout: .seconds(50), grace: .seconds(20))
         let task = Task { try await runner.run(spec) { lines.append($0) } }
 
-        try await waitUntil("the tool is ready") { lines.all.contains("ready") }
+        try await pollUntil("the tool is ready") { lines.all.contains("ready") }
         let live = try recordFiles(records)
         #expect(live.count == 1, "no record of the running group")
         let clock = ContinuousClock()
@@ -442,17 +442,6 @@ private func expectGroupGone(_ pgid: pid_t, sourceLocation: SourceLocation = #_s
     #expect(result == -1 && error == ESRCH, "group \(pgid) still exists", sourceLocation: sourceLocation)
 }
 
-private func waitUntil(_ what: String, within limit: Duration = .seconds(10), _ condition: () -> Bool) async throws {
-    let clock = ContinuousClock()
-    let deadline = clock.now + limit
-    while !condition() {
-        guard clock.now < deadline else {
-            Issue.record("timed out waiting until \(what)")
-            throw CancellationError()
-        }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-}
 
 /// `setsid sleep 1000` as a direct child of the test process, in a session and group of its own
 /// (as a tool started by an earlier selfcal would be); returns its pid once it runs `sleep`.
@@ -462,7 +451,7 @@ private func spawnDetachedSleep() async throws -> pid_t {
     let pid = try Syscall.spawn(path: "/usr/bin/setsid", options: .init(
         argv: ["setsid", "sleep", "1000"], environment: ["PATH=/usr/bin:/bin"],
         workingDirectory: nil, outputPath: log.path, newProcessGroup: false))
-    try await waitUntil("setsid has become sleep") {
+    try await pollUntil("setsid has become sleep") {
         (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) == "sleep\u{0}1000\u{0}"
             && processGroupOf(pid) == pid
     }

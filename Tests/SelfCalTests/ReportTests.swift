@@ -227,7 +227,7 @@ struct ReportTests {
         let (config, _) = try simulateAndConfigure(dir)
         let log = dir.appendingPathComponent("run.out")
         let child = try spawnSelfcal(["run", config], output: log)
-        try await waitFor(seconds: 120) { (try? String(contentsOf: log, encoding: .utf8))?.contains("round 1/3 (p, inf): imaging") == true }
+        try await pollUntil("the run gets there", within: .seconds(120)) { (try? String(contentsOf: log, encoding: .utf8))?.contains("round 1/3 (p, inf): imaging") == true }
         try await Task.sleep(for: .milliseconds(300))
         kill(child.processIdentifier, SIGINT)
         child.waitUntilExit()

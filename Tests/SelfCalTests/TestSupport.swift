@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 
+@testable import Imaging
+
 /// Shared helpers for the test suite: temporary directories, fixtures, and running real tools
 /// (WSClean, python-casacore, the selfcal binary) with a deadline.
 enum TestSupport {
@@ -104,11 +106,18 @@ enum TestSupport {
         return dir.appendingPathComponent("cal1445_ch5-57_avg.ms").path
     }
 
-    static func which(_ tool: String) -> String? {
-        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
-            let p = "\(dir)/\(tool)"
-            if FileManager.default.isExecutableFile(atPath: p) { return p }
+    static func which(_ tool: String) -> String? { findExecutable(tool) }
+}
+
+/// Waits (polling) until `condition` holds; records an issue and throws after `limit`.
+func pollUntil(_ what: String, within limit: Duration = .seconds(10), _ condition: () -> Bool) async throws {
+    let clock = ContinuousClock()
+    let deadline = clock.now + limit
+    while !condition() {
+        guard clock.now < deadline else {
+            Issue.record("timed out waiting until \(what)")
+            throw CancellationError()
         }
-        return nil
+        try await Task.sleep(for: .milliseconds(20))
     }
 }
