@@ -23,6 +23,7 @@
 #include <casacore/tables/DataMan/TiledShapeStMan.h>
 #include <casacore/tables/DataMan/TiledColumnStMan.h>
 #include <casacore/tables/DataMan/StandardStMan.h>
+#include <casacore/tables/DataMan/StandardStManAccessor.h>
 #include <casacore/measures/Measures/MEpoch.h>
 #include <casacore/measures/Measures/MPosition.h>
 #include <casacore/measures/Measures/MDirection.h>
@@ -41,6 +42,7 @@
 #include <casacore/ms/MeasurementSets/MeasurementSet.h>
 #include <casacore/ms/MeasurementSets/MSColumns.h>
 
+#include <algorithm>
 #include <cstring>
 #include <sstream>
 #include <string>
@@ -354,6 +356,18 @@ int ccasa_get_bool_range(ccasa_table *t, const char *c, int64_t s, int64_t n, ui
 }
 int ccasa_put_bool_range(ccasa_table *t, const char *c, int64_t s, int64_t n, const uint8_t *i, char *e, size_t l) {
     return put_scalar_range<Bool>(t, c, s, n, i, e, l);
+}
+
+int ccasa_set_ssm_cache(ccasa_table *t, const char *col, int64_t nbuckets, int64_t *previous, char *err,
+                        size_t errlen) {
+    *previous = -1;
+    return guarded(err, errlen, where(t, col), [&] {
+        require_column(t, col);
+        if (t->table.findDataManager(col, True)->dataManagerType() != "StandardStMan") return;
+        ROStandardStManAccessor acc(t->table, col, True);
+        *previous = acc.getCacheSize();
+        acc.setCacheSize(uInt(std::max<int64_t>(1, nbuckets)));
+    });
 }
 
 int ccasa_get_string_cell(ccasa_table *t, const char *col, int64_t row, char *buf, size_t buflen, char *err,

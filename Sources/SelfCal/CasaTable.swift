@@ -144,6 +144,15 @@ public final class CasaTable: @unchecked Sendable {
         try check { ccasa_put_bool_range(handle, column, Int64(start), Int64(bytes.count), bytes, $0, $1) }
     }
 
+    /// Sets the bucket cache of the StandardStMan holding `column` to `buckets`; returns the
+    /// previous size, or nil when the column lives in another storage manager (left alone).
+    @discardableResult
+    public func setStandardStManCache(_ column: String, buckets: Int) throws -> Int? {
+        var previous: Int64 = -1
+        try check { ccasa_set_ssm_cache(handle, column, Int64(buckets), &previous, $0, $1) }
+        return previous >= 0 ? Int(previous) : nil
+    }
+
     public func string(_ column: String, row: Int) throws -> String {
         var buf = [CChar](repeating: 0, count: 1024)
         try check { ccasa_get_string_cell(handle, column, Int64(row), &buf, buf.count, $0, $1) }

@@ -54,6 +54,11 @@ int ccasa_get_double_range(ccasa_table *t, const char *col, int64_t start, int64
 int ccasa_put_double_range(ccasa_table *t, const char *col, int64_t start, int64_t n, const double *in, char *err, size_t errlen);
 int ccasa_get_bool_range(ccasa_table *t, const char *col, int64_t start, int64_t n, uint8_t *out, char *err, size_t errlen);
 int ccasa_put_bool_range(ccasa_table *t, const char *col, int64_t start, int64_t n, const uint8_t *in, char *err, size_t errlen);
+/* Cache size, in buckets, of the StandardStMan holding `col`: sets it to `nbuckets` and stores the
+ * previous size in *previous. Columns in other storage managers are left alone (*previous = -1).
+ * A cache that holds the buckets of a block of rows lets several scalar columns of that block be
+ * read with one file read per bucket instead of one per bucket and column. */
+int ccasa_set_ssm_cache(ccasa_table *t, const char *col, int64_t nbuckets, int64_t *previous, char *err, size_t errlen);
 int ccasa_get_string_cell(ccasa_table *t, const char *col, int64_t row, char *buf, size_t buflen, char *err, size_t errlen);
 
 /* --- Array columns, row ranges (every cell in the range has `cellsize` elements) */
