@@ -751,7 +751,10 @@ int ccasa_caltable_write(const char *path, const char *ms_path, const ccasa_calt
             qi.write(td);
         }
         SetupNewTable setup(path, td, Table::New);
-        StandardStMan ssm("SSM");
+        // A bucket cache that holds the whole table (about 32 rows per bucket): the columns are
+        // written one after the other, and the default 1-bucket cache would read and write every
+        // bucket once per column.
+        StandardStMan ssm("SSM", 0, uInt(std::min<int64_t>(65536, sp->nrows / 16 + 16)));
         setup.bindAll(ssm);
         Table tab(setup, sp->nrows);
         TableInfo &info = tab.tableInfo();

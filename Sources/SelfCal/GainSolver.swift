@@ -249,6 +249,7 @@ public struct GainSolver: Sendable {
         v.weights.withUnsafeBufferPointer { weightB in
             let data = dataB.baseAddress!, model = modelB.baseAddress!
             let flags = flagB.baseAddress!, weights = weightB.baseAddress!
+            let perChannel = v.weightsPerChannel
             for row in 0..<v.rowCount {
                 let p = Int(v.antenna1[row]), q = Int(v.antenna2[row])
                 if p == q || v.flagRow[row] || p < 0 || q < 0 || p >= nant || q >= nant { continue }
@@ -284,7 +285,8 @@ public struct GainSolver: Sendable {
                 if twoHands && pre == nil {
                     // Both hands at once, four channels per step (see `rowSums`).
                     let s = rowSums(data: data + 2 * row * cs, model: model + 2 * row * cs, flags: flags + row * cs,
-                                    weights: weights + row * cs, channels: nchan, phaseOnly: phaseOnly)
+                                    weights: weights + row * (perChannel ? cs : npol), perChannel: perChannel,
+                                    channels: nchan, phaseOnly: phaseOnly)
                     for r in 0..<2 {
                         let idx = cell.entry(r, lo, hi)
                         cell.a[2 * idx] += s.re[r]
@@ -315,7 +317,7 @@ public struct GainSolver: Sendable {
                     for _ in 0..<nchan {
                         defer { k += npol }
                         if flags[k] != 0 { continue }
-                        let w = Double(weights[k]) * wScale
+                        let w = Double(perChannel ? weights[k] : weights[row * npol + h.pol]) * wScale
                         if !(w > 0) { continue }
                         var vr = Double(data[2 * k]), vi = Double(data[2 * k + 1])
                         if rotate { (vr, vi) = (vr * fr - vi * fi, vr * fi + vi * fr) }
@@ -351,23 +353,27 @@ public struct GainSolver: Sendable {
     /// One row's sums for two correlations (receptor 0, then 1) stored as (re, im) pairs with the
     /// two correlations of a channel adjacent: A = Σ w V conj(M), B = Σ w |M|², C = Σ w |V|² and
     /// the count of samples used. For phase-only solves V is first scaled to |M| (as in the scalar
-    /// path). Four channels (16 floats of data) per step; the lanes of the SIMD8 sums alternate
+    /// path). `weights` holds the row's per-visibility weights (`perChannel`) or its two per-row
+    /// weights. Four channels (16 floats of data) per step; the lanes of the SIMD8 sums alternate
     /// receptor 0, 1. Float arithmetic within the row (at most a few thousand terms), Double across
     /// rows: relative rounding about 1e-7, far below the noise of any one sample.
     @inline(__always)
     static func rowSums(data: UnsafePointer<Float>, model: UnsafePointer<Float>, flags: UnsafePointer<UInt8>,
-                        weights: UnsafePointer<Float>, channels nchan: Int, phaseOnly: Bool)
+                        weights: UnsafePointer<Float>, perChannel: Bool, channels nchan: Int, phaseOnly: Bool)
         -> (re: SIMD2<Double>, im: SIMD2<Double>, b: SIMD2<Double>, c: SIMD2<Double>, n: SIMD2<Int32>) {
         var accRe = SIMD8<Float>(), accIm = SIMD8<Float>(), accB = SIMD8<Float>(), accC = SIMD8<Float>()
         var accN = SIMD8<Int32>()
         let steps = nchan / 4
         let dRaw = UnsafeRawPointer(data), mRaw = UnsafeRawPointer(model)
         let fRaw = UnsafeRawPointer(flags), wRaw = UnsafeRawPointer(weights)
+        // Weights per row (WEIGHT): the two correlations' weights, repeated for four channels.
+        let rowWeights = perChannel ? SIMD8<Float>() : SIMD8(weights[0], weights[1], weights[0], weights[1],
+                                                             weights[0], weights[1], weights[0], weights[1])
         for step in 0..<steps {
             let d = dRaw.loadUnaligned(fromByteOffset: step * 64, as: SIMD16<Float>.self)
             let m = mRaw.loadUnaligned(fromByteOffset: step * 64, as: SIMD16<Float>.self)
             let flagBits = fRaw.loadUnaligned(fromByteOffset: step * 8, as: UInt64.self)
-            let w = wRaw.loadUnaligned(fromByteOffset: step * 32, as: SIMD8<Float>.self)
+            let w = perChannel ? wRaw.loadUnaligned(fromByteOffset: step * 32, as: SIMD8<Float>.self) : rowWeights
             let vr = d.evenHalf, vi = d.oddHalf, mr = m.evenHalf, mi = m.oddHalf
             let re = vr * mr + vi * mi
             let im = vi * mr - vr * mi
@@ -405,7 +411,7 @@ public struct GainSolver: Sendable {
         for ch in (4 * steps)..<nchan {
             for r in 0..<2 {
                 let k = 2 * ch + r
-                let w = Double(weights[k])
+                let w = Double(perChannel ? weights[k] : weights[r])
                 guard flags[k] == 0, w > 0 else { continue }
                 var vr = Double(data[2 * k]), vi = Double(data[2 * k + 1])
                 let mr = Double(model[2 * k]), mi = Double(model[2 * k + 1])

@@ -79,8 +79,11 @@ public struct VisibilityChunk: Sendable {
     public var data: [Float] = []
     /// One byte per visibility (0 or 1).
     public var flags: [UInt8] = []
-    /// Per visibility (from WEIGHT_SPECTRUM, or WEIGHT broadcast over channels).
+    /// Per visibility from WEIGHT_SPECTRUM (`weightsPerChannel`), else per row and correlation
+    /// from WEIGHT (`npol` per row; the same for every channel): not broadcast, which would write
+    /// and read back 4 bytes per visibility for nothing.
     public var weights: [Float] = []
+    public var weightsPerChannel = true
 
     public var rowCount: Int { chunk.count }
     public var cellSize: Int { channelCount * correlationCount }
@@ -335,26 +338,18 @@ public final class MeasurementSet: @unchecked Sendable {
             }
         }
         if extra.contains(.weights) {
-            Self.resize(&v.weights, to: n * cs, fill: 1)
+            let np = v.correlationCount
             if table.hasColumn("WEIGHT_SPECTRUM"), (try? table.cellShape("WEIGHT_SPECTRUM", row: s))?.reduce(1, *) == cs {
+                v.weightsPerChannel = true
+                Self.resize(&v.weights, to: n * cs, fill: 1)
                 try v.weights.withUnsafeMutableBufferPointer { try table.readFloats("WEIGHT_SPECTRUM", start: s, count: n, cellSize: cs, into: $0) }
             } else if table.hasColumn("WEIGHT") {
-                let np = v.correlationCount, nchan = v.channelCount
-                var w = [Float](repeating: 1, count: n * np)
-                try w.withUnsafeMutableBufferPointer { try table.readFloats("WEIGHT", start: s, count: n, cellSize: np, into: $0) }
-                w.withUnsafeBufferPointer { wr in
-                    v.weights.withUnsafeMutableBufferPointer { out in
-                        for r in 0..<n {
-                            let src = wr.baseAddress! + r * np
-                            var dst = out.baseAddress! + r * cs
-                            for _ in 0..<nchan {
-                                dst.update(from: src, count: np)
-                                dst += np
-                            }
-                        }
-                    }
-                }
+                v.weightsPerChannel = false
+                Self.resize(&v.weights, to: n * np, fill: 1)
+                try v.weights.withUnsafeMutableBufferPointer { try table.readFloats("WEIGHT", start: s, count: n, cellSize: np, into: $0) }
             } else {
+                v.weightsPerChannel = false
+                Self.resize(&v.weights, to: n * np, fill: 1)
                 v.weights.withUnsafeMutableBufferPointer { $0.update(repeating: 1) }
             }
         }
