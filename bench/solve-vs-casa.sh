@@ -13,6 +13,9 @@
 #  5. Compatibility: CASA's applycal with OUR table gives the CORRECTED_DATA of our apply (max
 #     abs difference), and our apply with CASA's table the CORRECTED_DATA of CASA's applycal.
 #
+# Every timed step starts after `sync`, so that writeback of the previous step's output (1.4 GB
+# of CORRECTED_DATA after an apply) does not stall the next one; this VM's disk is slow enough
+# that it otherwise adds seconds at random to whichever tool runs next.
 # Wall times are whole processes (selfcal: start to exit; CASA: the task call inside python,
 # without casatasks' 2-4 s import, which is reported too). Warm page cache: the MS files are read
 # once before the timed rounds (the MS is about 2.8 GB, 4.2 GB with CORRECTED_DATA; 24 GB RAM).
@@ -67,6 +70,7 @@ t = table('$MS', ack=False); s = t.getcell('DATA', 0).shape; print(t.nrows() * s
 timed() {
   local tool=$1 op=$2; shift 2
   local t0 t1 out rc=0
+  sync  # the previous step's writes go to disk before the clock starts, not during this step
   t0=$(date +%s.%N)
   out=$("$@" 2>"$WORK/last.stderr") || rc=$?
   t1=$(date +%s.%N)

@@ -37,6 +37,12 @@ public struct GainApplier: Sendable {
     /// one thread) overlap the arithmetic on chunk k (the other).
     @discardableResult
     public func apply(to ms: MeasurementSet) throws -> Summary {
+        try apply(to: ms, chunks: nil)
+    }
+
+    /// Like `apply(to:)`, over the given chunks only (nil: the whole MS).
+    @discardableResult
+    func apply(to ms: MeasurementSet, chunks only: [RowChunk]?) throws -> Summary {
         guard ms.isWritable else {
             throw PipelineError(.badInput, "the MS must be opened for writing to apply calibration", context: ms.path)
         }
@@ -44,7 +50,7 @@ public struct GainApplier: Sendable {
         let nant = ms.antennas.count
         let interp = GainInterpolator(tables: tables)
         try ms.ensureDataColumn("CORRECTED_DATA")
-        let chunks = try ms.rowChunks()
+        let chunks = try only ?? ms.rowChunks()
         let counts = Counts()
         try pipelinedChunks(
             count: chunks.count, slots: [Slot(), Slot(), Slot()],
@@ -53,7 +59,9 @@ public struct GainApplier: Sendable {
             },
             process: { _, slot in
                 let (spw, pol) = try ms.setup(of: slot.v.chunk.dataDescription)
-                let flagged = Self.correct(slot, spw: spw.id, receptors: pol.correlations.map(\.receptors), nant: nant, interp: interp)
+                let flagged = Self.correct(slot, receptors: pol.correlations.map(\.receptors), nant: nant) { _, t in
+                    (0..<(2 * nant)).map { interp.gain(spw: spw.id, antenna: $0 / 2, receptor: $0 % 2, time: t) }
+                }
                 slot.flagsChanged = flagged > 0
                 counts.newlyFlagged += flagged
                 counts.rows += slot.v.rowCount
@@ -70,8 +78,11 @@ public struct GainApplier: Sendable {
     }
 
     /// Corrects one chunk in place (slot.v.data becomes CORRECTED_DATA); returns how many samples
-    /// it newly flagged (their data set to 0).
-    static func correct(_ slot: Slot, spw: Int, receptors: [(Int, Int)], nant: Int, interp: GainInterpolator) -> Int {
+    /// it newly flagged (their data set to 0). `gains(row, time)` gives the gain per antenna and
+    /// receptor (index antenna · 2 + receptor; nil: flagged) for a row of the MS and its time; it
+    /// is asked again only when the time changes.
+    static func correct(_ slot: Slot, receptors: [(Int, Int)], nant: Int,
+                        gains: (_ row: Int, _ time: Double) -> [SIMD2<Double>?]) -> Int {
         // Move the chunk out of the slot so its arrays are uniquely owned (no copy on write) and
         // data and flags can be borrowed at once; it goes back at the end.
         var v = slot.v
@@ -90,7 +101,7 @@ public struct GainApplier: Sendable {
             for row in 0..<rows {
                 let t = time[row]
                 if t != lastTime {
-                    g = (0..<(2 * nant)).map { interp.gain(spw: spw, antenna: $0 / 2, receptor: $0 % 2, time: t) }
+                    g = gains(v.chunk.start + row, t)
                     lastTime = t
                 }
                 let p = Int(antenna1[row]), q = Int(antenna2[row])

@@ -125,6 +125,9 @@ public struct GainSolver: Sendable {
         var v = VisibilityChunk(chunk: RowChunk(start: 0, count: 0, dataDescription: 0), channelCount: 0, correlationCount: 0)
         var model = [Float]()
         var fieldIDs = [Int32]()
+        /// Set by a fused pass: this chunk's data now hold CORRECTED_DATA, to be written.
+        var written = false
+        var flagsChanged = false
     }
 
     /// The cells, filled by one thread at a time (the accumulating side of the pipeline).
@@ -138,6 +141,43 @@ public struct GainSolver: Sendable {
     /// the accumulation of the previous chunk (the other thread), and the cells are solved in
     /// parallel.
     public func solve(ms: MeasurementSet) throws -> GainTable {
+        try run(ms: ms, apply: nil).table
+    }
+
+    /// What `solveAndApply` did.
+    public struct SolveApplyResult: Sendable {
+        public var table: GainTable
+        /// Rows whose CORRECTED_DATA was written in the solving pass itself.
+        public var fusedRows: Int
+        /// Rows written by a second pass (`GainApplier`), for chunks the first could not finish.
+        public var secondPassRows: Int
+        public var newlyFlagged: Int
+        /// Wall time of the solving pass (with the fused writes) and of the second pass.
+        public var solveSeconds = 0.0
+        public var secondPassSeconds = 0.0
+    }
+
+    /// Solves, then writes CORRECTED_DATA = DATA corrected by `prior` tables and the new
+    /// solutions — exactly what `solve` followed by `GainApplier(tables: prior + [table])` gives
+    /// (the table rounded to the Float precision it is stored with), in as few passes as possible.
+    ///
+    /// When every solution interval holds one timestamp (solint `int`, or intervals no longer than
+    /// an integration) each row's new gain is its own cell's solution, known as soon as the cell's
+    /// last row has been read: chunks whose cells all end inside them (every chunk of a
+    /// time-ordered MS) are corrected and written in the solving pass, so DATA is read once per
+    /// round instead of twice. Other chunks (and every chunk for longer intervals, whose rows are
+    /// interpolated between neighbouring solutions) are applied in a second pass over just them.
+    public func solveAndApply(ms: MeasurementSet, prior: [GainTable] = []) throws -> SolveApplyResult {
+        guard ms.isWritable else {
+            throw PipelineError(.badInput, "the MS must be opened for writing to apply calibration", context: ms.path)
+        }
+        try ms.ensureDataColumn("CORRECTED_DATA")
+        return try run(ms: ms, apply: prior)
+    }
+
+    /// The solving pass; with `apply` (prior tables, possibly none) it also applies.
+    private func run(ms: MeasurementSet, apply prior: [GainTable]?) throws -> SolveApplyResult {
+        let started = Date()
         try ms.table.requireColumn("DATA")
         try ms.table.requireColumn("MODEL_DATA", hint: "seed a model first, e.g. with `selfcal predict`")
         let nant = ms.antennas.count
@@ -152,6 +192,20 @@ public struct GainSolver: Sendable {
         let hasFieldID = ms.hasColumn("FIELD_ID")
         let acc = Accumulation()
         let opts = options
+        let cellOf = CellKeyMap(assign: assign, dataDescription: rowIndex.dataDescription,
+                              spwOfDD: ms.dataDescriptions.map(\.spectralWindow), combine: options.combineSPW)
+        // Chunks whose cells all end inside them can be applied as soon as they are summed.
+        let fusable: [Bool] = prior == nil || !assign.oneTimePerInterval
+            ? Array(repeating: false, count: chunks.count)
+            : Self.chunksCompleteAtTheirEnd(chunks, key: cellOf.key)
+        let priorInterp = GainInterpolator(tables: prior ?? [])
+        let fused = FusedState()
+        let write: @Sendable (Int, Slot) throws -> Void = { _, slot in
+            guard slot.written else { return }
+            let v = slot.v
+            try ms.writeData("CORRECTED_DATA", chunk: v.chunk, cellSize: v.cellSize, from: v.data)
+            if slot.flagsChanged { try ms.writeFlags(chunk: v.chunk, cellSize: v.cellSize, v.flags) }
+        }
         try pipelinedChunks(
             count: chunks.count, slots: [Slot(), Slot(), Slot()],
             read: { i, slot in
@@ -160,11 +214,17 @@ public struct GainSolver: Sendable {
                 try ms.readData("MODEL_DATA", chunk: chunk, cellSize: slot.v.cellSize, into: &slot.model)
                 slot.fieldIDs = hasFieldID ? Array(rowIndex.field[chunk.start..<(chunk.start + chunk.count)]) : []
             },
-            process: { _, slot in
+            process: { [self] i, slot in
                 let (spw, pol) = try ms.setup(of: slot.v.chunk.dataDescription)
                 Self.accumulate(slot, spw: spw.id, correlations: pol.correlations, nant: nant, options: opts,
                                 assign: assign, interp: interp, into: acc)
-            })
+                slot.written = false
+                if fusable[i] {
+                    correctInPass(slot, spw: spw.id, receptors: pol.correlations.map(\.receptors), nant: nant, refIndex: refIndex,
+                                  keys: cellOf, acc: acc, fused: fused, prior: priorInterp)
+                }
+            },
+            write: prior == nil ? nil : write)
         try ms.table.release()
         let cells = acc.cells
         guard !cells.isEmpty else {
@@ -176,33 +236,30 @@ public struct GainSolver: Sendable {
         guard totalSamples > 0 else {
             throw PipelineError(.badInput, "all data are flagged (or have zero weight): nothing to solve on", context: ms.path)
         }
-
-        // Reference-antenna preference: the requested one, then the best-connected antennas.
-        var dataPerAnt = [Int](repeating: 0, count: nant)
-        for cell in cells.values {
-            for r in 0..<2 { for p in 0..<nant { for q in (p + 1)..<max(p + 1, nant) {
-                let k = Int(cell.n[cell.entry(r, p, q)])
-                dataPerAnt[p] += k; dataPerAnt[q] += k
-            } } }
-        }
-        let byData = (0..<nant).sorted { dataPerAnt[$0] > dataPerAnt[$1] }
-        let preference = (refIndex.map { [$0] } ?? []) + byData.filter { $0 != refIndex }
-        if let refIndex, dataPerAnt[refIndex] == 0 {
-            logger.warning("reference antenna \(ms.antennas[refIndex].name) has no unflagged data; using the best-connected antenna per solution")
+        if let refIndex {
+            let refHasData = cells.values.contains { cell in
+                (0..<2).contains { r in (0..<nant).contains { q in q != refIndex && cell.n[cell.entry(r, min(q, refIndex), max(q, refIndex))] > 0 } }
+            }
+            if !refHasData {
+                logger.warning("reference antenna \(ms.antennas[refIndex].name) has no unflagged data; using the best-connected antenna per solution")
+            }
         }
 
         let spwIDs = ms.spectralWindows.map(\.id)
         var solutions: [GainSolution] = []
         let keys = cells.keys.sorted { ($0.interval, $0.spw) < ($1.interval, $1.spw) }
-        // Cells are independent: solve them over the cores.
+        // Cells not solved during the pass are independent: solve them over the cores.
         let ordered = keys.map { cells[$0]! }
         let results = CellResults(count: ordered.count)
-        let workers = max(1, min(ordered.count, ProcessInfo.processInfo.activeProcessorCount))
+        let pending = (0..<ordered.count).filter { fused.solved[keys[$0]] == nil }
+        for i in 0..<ordered.count { if let r = fused.solved[keys[i]] { results.store(i, r) } }
+        let workers = max(1, min(pending.count, ProcessInfo.processInfo.activeProcessorCount))
         parallelFor(workers) { [self] w in
-            var i = w
-            while i < ordered.count {
-                results.store(i, solveCell(ordered[i], preference: preference))
-                i += workers
+            var j = w
+            while j < pending.count {
+                let i = pending[j]
+                results.store(i, solveCell(ordered[i], preference: Self.preference(refIndex, cell: ordered[i])))
+                j += workers
             }
         }
         for (ki, key) in keys.enumerated() {
@@ -223,7 +280,120 @@ public struct GainSolver: Sendable {
         }
         let flagged = solutions.reduce(0) { $0 + $1.flags.filter { $0 }.count }
         logger.info("solved \(keys.count) cells, \(solutions.count) solutions, \(flagged) of \(2 * solutions.count) flagged")
-        return GainTable(solutions: solutions)
+        let table = GainTable(solutions: solutions)
+        var result = SolveApplyResult(table: table, fusedRows: fused.rows, secondPassRows: 0, newlyFlagged: fused.newlyFlagged)
+        result.solveSeconds = Date().timeIntervalSince(started)
+        if let prior {
+            let rest = zip(chunks, fusable).filter { !$1 }.map(\.0)
+            if !rest.isEmpty {
+                let t = Date()
+                defer { result.secondPassSeconds = Date().timeIntervalSince(t) }
+                let summary = try GainApplier(tables: prior + [table.roundedToStorage()], logger: logger).apply(to: ms, chunks: rest)
+                result.secondPassRows = summary.rows
+                result.newlyFlagged += summary.newlyFlagged
+            }
+            logger.info("applied \(prior.count + 1) table(s): \(result.fusedRows) rows in the solving pass, \(result.secondPassRows) in a second pass; \(result.newlyFlagged) samples newly flagged")
+        }
+        return result
+    }
+
+    /// The cell (interval, SPW or -1 when combined) of each row.
+    struct CellKeyMap: Sendable {
+        let assign: IntervalAssignment
+        let dataDescription: [Int32]
+        let spwOfDD: [Int]
+        let combine: Bool
+
+        func key(_ row: Int) -> CellKey {
+            CellKey(interval: assign.interval(row: row), spw: combine ? -1 : spwOfDD[Int(dataDescription[row])])
+        }
+    }
+
+    /// The fused step for one summed chunk whose cells are complete: solves those cells, then
+    /// corrects the chunk's DATA in place (prior tables × the new solution of each row's cell),
+    /// marking it to be written as CORRECTED_DATA.
+    func correctInPass(_ slot: Slot, spw: Int, receptors: [(Int, Int)], nant: Int, refIndex: Int?,
+                       keys: CellKeyMap, acc: Accumulation, fused: FusedState, prior: GainInterpolator) {
+        let chunk = slot.v.chunk
+        let end = chunk.start + chunk.count
+        var r = chunk.start
+        while r < end {
+            let k = keys.key(r)
+            if fused.solved[k] == nil, let cell = acc.cells[k] {
+                fused.solved[k] = solveCell(cell, preference: Self.preference(refIndex, cell: cell))
+            }
+            while r < end && keys.key(r) == k { r += 1 }
+        }
+        let gains: (Int, Double) -> [SIMD2<Double>?] = { row, time in
+            let own: CellResults.Result? = fused.solved[keys.key(row)]
+            var out = [SIMD2<Double>?](repeating: nil, count: 2 * nant)
+            guard let own else { return out }
+            for a in 0..<nant {
+                for rec in 0..<2 where !own.3[rec * nant + a] {
+                    guard var g = prior.gain(spw: spw, antenna: a, receptor: rec, time: time) else { continue }
+                    // Rounded as CPARAM stores it: what a later apply of the table would use.
+                    let h = GainTable.storagePrecision(own.0[rec * nant + a])
+                    g = SIMD2(g.x * h.x - g.y * h.y, g.x * h.y + g.y * h.x)
+                    out[a * 2 + rec] = g
+                }
+            }
+            return out
+        }
+        let applierSlot = GainApplier.Slot()
+        swap(&applierSlot.v, &slot.v)
+        let flagged = GainApplier.correct(applierSlot, receptors: receptors, nant: nant, gains: gains)
+        swap(&applierSlot.v, &slot.v)
+        slot.flagsChanged = flagged > 0
+        slot.written = true
+        fused.newlyFlagged += flagged
+        fused.rows += chunk.count
+    }
+
+    /// Cells solved during a fused pass (by the processing thread only) and its counts.
+    final class FusedState: @unchecked Sendable {
+        var solved: [CellKey: CellResults.Result] = [:]
+        var rows = 0
+        var newlyFlagged = 0
+    }
+
+    /// For each chunk: do all cells of its rows have their last row inside it? (Then the chunk
+    /// can be applied right after it has been summed.)
+    static func chunksCompleteAtTheirEnd(_ chunks: [RowChunk], key: (Int) -> CellKey) -> [Bool] {
+        var lastRow: [CellKey: Int] = [:]
+        for c in chunks {
+            var r = c.start
+            while r < c.start + c.count {
+                let k = key(r)
+                while r < c.start + c.count && key(r) == k { r += 1 }
+                lastRow[k] = max(lastRow[k] ?? -1, r - 1)
+            }
+        }
+        return chunks.map { c in
+            var r = c.start
+            while r < c.start + c.count {
+                let k = key(r)
+                if lastRow[k]! >= c.start + c.count { return false }
+                while r < c.start + c.count && key(r) == k { r += 1 }
+            }
+            return true
+        }
+    }
+
+    /// Reference preference for one cell: the requested antenna, then the antennas with the
+    /// most samples in this cell (ties: lower index). Decided per cell so that a cell solved
+    /// during the pass and one solved after it are referenced alike.
+    static func preference(_ refIndex: Int?, cell: Cell) -> [Int] {
+        var perAnt = [Int](repeating: 0, count: cell.nant)
+        for r in 0..<2 {
+            for p in 0..<cell.nant {
+                for q in (p + 1)..<max(p + 1, cell.nant) {
+                    let k = Int(cell.n[cell.entry(r, p, q)])
+                    perAnt[p] += k; perAnt[q] += k
+                }
+            }
+        }
+        let byData = (0..<cell.nant).sorted { perAnt[$0] != perAnt[$1] ? perAnt[$0] > perAnt[$1] : $0 < $1 }
+        return (refIndex.map { [$0] } ?? []) + byData.filter { $0 != refIndex }
     }
 
     /// Adds one chunk's samples to the sums of their cells. Rows of one cell come in runs, so the
@@ -618,6 +788,8 @@ struct IntervalAssignment {
     private var rowInterval: [Int32]
     private var rowScan: [Int32]
     private var spans: [Double]
+    /// Every interval holds a single timestamp (solint `int`, or intervals within an integration).
+    private(set) var oneTimePerInterval = true
 
     init(ms: MeasurementSet, solint: SolutionInterval) throws {
         let idx = try ms.rowIndex()
@@ -653,6 +825,7 @@ struct IntervalAssignment {
         }
         let dt = exposure.first ?? 0
         spans = zip(minT, maxT).map { $1 - $0 + dt }
+        oneTimePerInterval = zip(minT, maxT).allSatisfy { $0 == $1 }
     }
 
     func interval(row: Int) -> Int { Int(rowInterval[row]) }

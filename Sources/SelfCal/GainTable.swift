@@ -84,6 +84,19 @@ public struct GainTable: Sendable {
         }
     }
 
+    /// A gain as CPARAM stores it (single-precision complex).
+    @inline(__always) static func storagePrecision(_ g: SIMD2<Double>) -> SIMD2<Double> {
+        SIMD2(Double(Float(g.x)), Double(Float(g.y)))
+    }
+
+    /// The table as it reads back once written: gains in single precision. Applying it from
+    /// memory then gives what applying the written table gives.
+    public func roundedToStorage() -> GainTable {
+        var t = self
+        for i in t.solutions.indices { t.solutions[i].gains = t.solutions[i].gains.map(Self.storagePrecision) }
+        return t
+    }
+
     /// Reads a "G Jones" table (ours or CASA's).
     public static func read(path: String) throws -> GainTable {
         let t = try CasaTable(path: path)

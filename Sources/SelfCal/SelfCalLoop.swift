@@ -211,18 +211,21 @@ public final class SelfCalLoop: @unchecked Sendable {
         o.refant = config.refant
         o.minSNR = mode == .p ? config.phaseMinsnr : config.ampMinsnr
         if mode == .ap, let p = state.acceptedPhase { o.preApply = [try GainTable.read(path: p)] }
+        // Solve, and apply the accepted phase table (amplitude rounds) and the new one: in the
+        // solving pass itself where each row's gain is known once its interval is summed (see
+        // `GainSolver.solveAndApply`), else in a second pass.
         var t = Date()
-        let table = try GainSolver(options: o, logger: logger).solve(ms: ms)
+        let result = try GainSolver(options: o, logger: logger).solveAndApply(ms: ms, prior: o.preApply)
+        let table = result.table
         let tablePath = (dir as NSString).appendingPathComponent(mode == .p ? "phase.G" : "amp.G")
         try table.write(to: tablePath, msPath: msPath)
-        timings["solve"] = Date().timeIntervalSince(t)
+        if result.secondPassRows == 0 {
+            timings["solve+apply"] = Date().timeIntervalSince(t)
+        } else {
+            timings["solve"] = Date().timeIntervalSince(t) - result.secondPassSeconds
+            timings["apply"] = result.secondPassSeconds
+        }
         let flagged = Double(table.solutions.reduce(0) { $0 + $1.flags.filter { $0 }.count }) / Double(max(1, 2 * table.solutions.count))
-
-        progress?.step("\(label): applying")
-        t = Date()
-        let tables = (mode == .ap ? [state.acceptedPhase].compactMap { $0 } : []) + [tablePath]
-        try GainApplier(tables: try tables.map { try GainTable.read(path: $0) }, logger: logger).apply(to: ms)
-        timings["apply"] = Date().timeIntervalSince(t)
 
         progress?.step("\(label): imaging")
         t = Date()

@@ -10,7 +10,7 @@ struct Solve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Solve antenna gains against MODEL_DATA (like CASA gaincal, gaintype G) and write a CASA calibration table.")
 
-    @Argument(help: "The Measurement Set (opened read-only).") var ms: String
+    @Argument(help: "The Measurement Set (opened read-only; for writing with --apply).") var ms: String
     @Option(help: "p (phase only) or ap (amplitude and phase).") var calmode: CalMode = .p
     @Option(help: "Solution interval: int, inf, or a duration such as 60s.") var solint: String = "int"
     @Option(help: "Reference antenna: a name, an index, or auto.") var refant: String = "auto"
@@ -18,6 +18,8 @@ struct Solve: AsyncParsableCommand {
     @Option(name: .customLong("pre-apply"), help: "A table to apply before solving (repeatable).") var preApply: [String] = []
     @Flag(help: "One solution across all spectral windows.") var combineSpw = false
     @Option(help: "The calibration table to write (must not exist).") var table: String
+    @Flag(help: ArgumentHelp("Also write CORRECTED_DATA = DATA corrected by the --pre-apply tables and the new solutions, as `selfcal apply` would.",
+                             discussion: "With solint int, DATA is read once: each interval is corrected as soon as it is solved.")) var apply = false
 
     func run() async throws {
         try await runReportingErrors {
@@ -33,12 +35,17 @@ struct Solve: AsyncParsableCommand {
                 throw PipelineError(.badConfig, "already exists (remove it or choose another --table)", context: table)
             }
             o.preApply = try preApply.map { try GainTable.read(path: $0) }
-            let m = try MeasurementSet(path: ms)
+            let m = try MeasurementSet(path: ms, mode: apply ? .readWrite : .readOnly)
             let start = Date()
-            let result = try GainSolver(options: o, logger: log).solve(ms: m)
+            let solver = GainSolver(options: o, logger: log)
+            let applied = apply ? try solver.solveAndApply(ms: m, prior: o.preApply) : nil
+            let result = try applied?.table ?? solver.solve(ms: m)
             try result.write(to: table, msPath: ms)
             let flagged = result.solutions.reduce(0) { $0 + $1.flags.filter { $0 }.count }
             say("wrote \(table): \(result.solutions.count) solutions (\(flagged) of \(2 * result.solutions.count) flagged) in \(String(format: "%.2f", Date().timeIntervalSince(start))) s")
+            if let a = applied {
+                say("wrote CORRECTED_DATA: \(a.fusedRows) rows in the solving pass, \(a.secondPassRows) in a second pass (\(a.newlyFlagged) samples newly flagged)")
+            }
         }
     }
 }

@@ -83,6 +83,11 @@ struct CLITests {
         r = try TestSupport.selfcal(["apply", ms, "--table", table])
         #expect(r.status == 0, "\(r.output)")
         try expectFailure(["apply", ms], code: 2, mentions: "--table")
+        // solve --apply: one command, CORRECTED_DATA written in the solving pass for solint int.
+        let both = dir.appendingPathComponent("both.G").path
+        r = try TestSupport.selfcal(["solve", ms, "--refant", "1", "--table", both, "--apply"])
+        #expect(r.status == 0, "\(r.output)")
+        #expect(r.output.contains("wrote CORRECTED_DATA: \(try MeasurementSet(path: ms).rowCount) rows in the solving pass, 0 in a second pass"), "\(r.output)")
         // ArgumentParser's own usage errors exit 2 too.
         let usage = try TestSupport.selfcal(["solve", ms, "--minsnr", "lots", "--table", table])
         #expect(usage.status == 2, "\(usage.output)")

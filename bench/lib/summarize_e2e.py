@@ -29,7 +29,7 @@ for k in ("validate", "seed", "image_initial"):
         print(f"| {k} | {t[k]:.2f} |")
 for x in r["rounds"]:
     rt = x.get("timings", {})
-    for k in ("solve", "apply", "image", "rollback"):
+    for k in ("solve", "apply", "solve+apply", "image", "rollback"):
         if k in rt:
             print(f"| round {x['index']} ({x['calmode']} {x['solint']}) {k} | {rt[k]:.2f} |")
 if "predict" in t:
