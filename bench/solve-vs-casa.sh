@@ -10,7 +10,9 @@
 #     true gains.
 #  4. ROUNDS rounds of `selfcal apply` (our table) and `applycal` (CASA's table; calwt=False,
 #     flagbackup=False), CORRECTED_DATA existing already for both.
-#  5. Compatibility: CASA's applycal with OUR table gives the CORRECTED_DATA of our apply (max
+#  5. ROUNDS runs of `selfcal solve --apply` (solve and apply in one pass), its table and
+#     CORRECTED_DATA compared with those of the separate solve and apply.
+#  6. Compatibility: CASA's applycal with OUR table gives the CORRECTED_DATA of our apply (max
 #     abs difference), and our apply with CASA's table the CORRECTED_DATA of CASA's applycal.
 #
 # Every timed step starts after `sync`, so that writeback of the previous step's output (1.4 GB
@@ -107,6 +109,17 @@ for r in $(seq 1 "$ROUNDS"); do
   if (( r % 2 )); then apply_ours; apply_casa; else apply_casa; apply_ours; fi
   if [ -n "$BASE" ]; then timed selfcal-baseline apply "$BASE" apply "$MS" --table ours.G; fi
 done
+
+# Solve and apply in one command (`selfcal solve --apply`: CORRECTED_DATA written in the solving
+# pass), against the same run's gaincal + applycal medians.
+for r in $(seq 1 "$ROUNDS"); do
+  rm -rf both.G
+  timed selfcal solve+apply "$BIN" solve "$MS" --calmode p --solint int --refant "$REFANT" --table both.G --apply
+done
+echo "{\"tool\": \"compare\", \"op\": \"solve_apply_table_vs_solve_table\", \"result\": $($PY "$ROOT/bench/lib/compare_tables.py" both.G ours.G "$REFIDX")}" | tee -a "$RAW"
+$PY "$ROOT/bench/lib/corrected.py" dump "$MS" fused-apply.npy >/dev/null
+"$BIN" apply "$MS" --table ours.G >/dev/null 2>&1
+echo "{\"tool\": \"compare\", \"op\": \"solve_apply_corrected_vs_solve_then_apply\", \"result\": $($PY "$ROOT/bench/lib/corrected.py" compare "$MS" fused-apply.npy)}" | tee -a "$RAW"
 
 echo "compatibility: CASA applycal with our table vs our apply"
 "$BIN" apply "$MS" --table ours.G >/dev/null 2>&1

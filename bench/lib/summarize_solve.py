@@ -40,6 +40,10 @@ line("apply one table, wall (median)", a_ours, a_casa, times("selfcal", "apply")
 if None not in (s_ours, s_casa, a_ours, a_casa):
     print(f"| solve + apply, wall (medians summed) | {s_ours + a_ours:.2f} s | {s_casa + a_casa:.2f} s | "
           f"{(s_casa + a_casa) / (s_ours + a_ours):.1f}× | |")
+f_ours = med("selfcal", "solve+apply")
+if f_ours and s_casa and a_casa:
+    print(f"| **solve + apply in one command** (`selfcal solve --apply`) vs gaincal + applycal (medians summed) | {f_ours:.2f} s | "
+          f"{s_casa + a_casa:.2f} s | **{(s_casa + a_casa) / f_ours:.1f}×** | {', '.join(f'{v:.2f}' for v in times('selfcal', 'solve+apply'))} |")
 if nvis:
     for name, x, y in [("solve", s_ours, s_casa), ("apply", a_ours, a_casa)]:
         if x and y:
