@@ -120,6 +120,33 @@ public struct ContainerPathMap: Sendable {
             context: hostPath)
     }
 
+    /// A WSClean call as the container must see it: the arguments with every host path mapped
+    /// (`-name`, `-fits-mask`, `-temp-dir`, the measurement sets, and any absolute path among the
+    /// extra arguments that lies in a mount; other extra arguments, such as paths that only exist
+    /// inside the image, pass unchanged), and the working directory inside (where `-name`
+    /// writes). Throws `.badConfig` for a path WSClean needs that no mount holds.
+    public func wscleanCall(_ options: WSCleanOptions, measurementSets: [String]) throws(PipelineError)
+        -> (arguments: [String], workingDirectory: String) {
+        var mapped = options
+        mapped.name = try containerPath(for: options.name, what: "output name (-name)")
+        if let mask = options.fitsMask {
+            mapped.fitsMask = try containerPath(for: mask, what: "clean mask (-fits-mask)")
+        }
+        if let temp = options.tempDirectory {
+            mapped.tempDirectory = try containerPath(for: temp, what: "temporary directory (-temp-dir)")
+        }
+        mapped.extraArguments = options.extraArguments.map { arg in
+            guard arg.hasPrefix("/") else { return arg }
+            return (try? containerPath(for: arg)) ?? arg
+        }
+        var sets: [String] = []
+        for ms in measurementSets {
+            sets.append(try containerPath(for: ms, what: "measurement set"))
+        }
+        let directory = (mapped.name as NSString).deletingLastPathComponent
+        return (mapped.arguments(measurementSets: sets), directory.isEmpty ? "/" : directory)
+    }
+
     private func map(_ path: String, through mounts: [ContainerMount]) -> String? {
         for mount in mounts {
             if path == mount.host { return mount.container }
@@ -164,8 +191,9 @@ public struct ContainerPathMap: Sendable {
 /// SIGKILL to leftovers after a normal end. When that fails, the container is removed (and
 /// re-created for the next call).
 ///
-/// Host paths in the options (`-name`, `-fits-mask`) and the measurement sets are mapped to
-/// container paths through the mounts before anything runs; `extraArguments` are passed as they are.
+/// Host paths in the options (`-name`, `-fits-mask`, `-temp-dir`, absolute paths among the extra
+/// arguments) and the measurement sets are mapped to container paths through the mounts before
+/// anything runs (`ContainerPathMap.wscleanCall`).
 ///
 /// `shutdown()`: `stop -t <stopGrace>`, `kill` if that failed, and always `rm -f`.
 public actor ContainerWSCleanExecutor: WSCleanExecutor {
@@ -368,17 +396,7 @@ public actor ContainerWSCleanExecutor: WSCleanExecutor {
     private nonisolated func containerCall(
         _ options: WSCleanOptions, measurementSets: [String]
     ) throws(PipelineError) -> (arguments: [String], workingDirectory: String) {
-        var mapped = options
-        mapped.name = try paths.containerPath(for: options.name, what: "output name (-name)")
-        if let mask = options.fitsMask {
-            mapped.fitsMask = try paths.containerPath(for: mask, what: "clean mask (-fits-mask)")
-        }
-        var sets: [String] = []
-        for ms in measurementSets {
-            sets.append(try paths.containerPath(for: ms, what: "measurement set"))
-        }
-        let directory = (mapped.name as NSString).deletingLastPathComponent
-        return (mapped.arguments(measurementSets: sets), directory.isEmpty ? "/" : directory)
+        try paths.wscleanCall(options, measurementSets: measurementSets)
     }
 
     // MARK: The container

@@ -42,6 +42,26 @@ extension ExecutorTests {
             #expect(try map.containerPath(for: "/scratch/tmp") == "/tmp")
             #expect(throws: PipelineError.self) { try map.containerPath(for: "/database/x") }
             #expect(throws: PipelineError.self) { try map.containerPath(for: "/data/../etc/passwd") }
+
+            // A whole WSClean call: -name, -fits-mask, -temp-dir, the MS and absolute paths among
+            // the extra arguments are mapped; paths outside every mount in the extra arguments
+            // (inside the image) and other arguments are not.
+            var o = WSCleanOptions(name: "/data/run/round-01/image", size: 64, scaleArcsec: 10)
+            o.fitsMask = "/data/run/mask.fits"
+            o.tempDirectory = "/scratch/tmp"
+            o.extraArguments = ["-use-wgridder", "-reuse-psf", "/data/run/round-00/image", "-beam-file", "/usr/share/beam.h5"]
+            let call = try map.wscleanCall(o, measurementSets: ["/data/obs.ms"])
+            let a = call.arguments
+            #expect(call.workingDirectory == "/run-dir/round-01")
+            #expect(a[a.firstIndex(of: "-name")! + 1] == "/run-dir/round-01/image")
+            #expect(a[a.firstIndex(of: "-fits-mask")! + 1] == "/run-dir/mask.fits")
+            #expect(a[a.firstIndex(of: "-temp-dir")! + 1] == "/tmp")
+            #expect(a[a.firstIndex(of: "-reuse-psf")! + 1] == "/run-dir/round-00/image")
+            #expect(a[a.firstIndex(of: "-beam-file")! + 1] == "/usr/share/beam.h5")
+            #expect(a.contains("-use-wgridder") && a.last == "/mnt/data/obs.ms")
+            #expect(!a.contains { $0.hasPrefix("/data/") || $0.hasPrefix("/scratch/") }, "a host path left unmapped: \(a)")
+            o.tempDirectory = "/elsewhere"
+            #expect(throws: PipelineError.self) { try map.wscleanCall(o, measurementSets: ["/data/obs.ms"]) }
         }
 
         @Test func badMountsAndUsers() throws {
