@@ -491,20 +491,12 @@ public struct GainSolver: Sendable {
                         if !(w > 0) { continue }
                         var vr = Double(data[2 * k]), vi = Double(data[2 * k + 1])
                         if rotate { (vr, vi) = (vr * fr - vi * fi, vr * fi + vi * fr) }
-                        let mr = Double(model[2 * k]), mi = Double(model[2 * k + 1])
-                        let m2 = mr * mr + mi * mi
-                        if phaseOnly {
-                            // Like CASA for calmode p: only the phase of V/M counts, so every
-                            // baseline weighs by the model, not by uncalibrated amplitudes.
-                            let v2 = vr * vr + vi * vi
-                            guard v2 > 0 else { continue }
-                            let scale = (m2 / v2).squareRoot()
-                            vr *= scale; vi *= scale
-                        }
-                        sar += w * (vr * mr + vi * mi)
-                        sai += w * (vi * mr - vr * mi)
-                        sb += w * m2
-                        sc += w * (vr * vr + vi * vi)
+                        guard let t = sampleTerms(vr, vi, Double(model[2 * k]), Double(model[2 * k + 1]), weight: w,
+                                                  phaseOnly: phaseOnly) else { continue }
+                        sar += t.re
+                        sai += t.im
+                        sb += t.b
+                        sc += t.c
                         cnt += 1
                     }
                     // The (q, p) row as seen from (p, q) is the conjugate: only Im(A) changes sign.
@@ -518,6 +510,23 @@ public struct GainSolver: Sendable {
                 }
             }
         } } } }
+    }
+
+    /// One sample's terms w V conj(M) (re, im), w |M|² and w |V|². For phase-only solves V is first
+    /// scaled to |M|, like CASA for calmode p: only the phase of V/M counts, so every baseline
+    /// weighs by the model, not by uncalibrated amplitudes (nil when V = 0: no phase).
+    @inline(__always)
+    static func sampleTerms(_ vr: Double, _ vi: Double, _ mr: Double, _ mi: Double, weight w: Double,
+                            phaseOnly: Bool) -> (re: Double, im: Double, b: Double, c: Double)? {
+        var vr = vr, vi = vi
+        let m2 = mr * mr + mi * mi
+        if phaseOnly {
+            let v2 = vr * vr + vi * vi
+            guard v2 > 0 else { return nil }
+            let scale = (m2 / v2).squareRoot()
+            vr *= scale; vi *= scale
+        }
+        return (w * (vr * mr + vi * mi), w * (vi * mr - vr * mi), w * m2, w * (vr * vr + vi * vi))
     }
 
     /// One row's sums for two correlations (receptor 0, then 1) stored as (re, im) pairs with the
@@ -583,19 +592,12 @@ public struct GainSolver: Sendable {
                 let k = 2 * ch + r
                 let w = Double(perChannel ? weights[k] : weights[r])
                 guard flags[k] == 0, w > 0 else { continue }
-                var vr = Double(data[2 * k]), vi = Double(data[2 * k + 1])
-                let mr = Double(model[2 * k]), mi = Double(model[2 * k + 1])
-                let m2 = mr * mr + mi * mi
-                if phaseOnly {
-                    let v2 = vr * vr + vi * vi
-                    guard v2 > 0 else { continue }
-                    let scale = (m2 / v2).squareRoot()
-                    vr *= scale; vi *= scale
-                }
-                re[r] += w * (vr * mr + vi * mi)
-                im[r] += w * (vi * mr - vr * mi)
-                b[r] += w * m2
-                c[r] += w * (vr * vr + vi * vi)
+                guard let t = sampleTerms(Double(data[2 * k]), Double(data[2 * k + 1]), Double(model[2 * k]),
+                                          Double(model[2 * k + 1]), weight: w, phaseOnly: phaseOnly) else { continue }
+                re[r] += t.re
+                im[r] += t.im
+                b[r] += t.b
+                c[r] += t.c
                 n[r] += 1
             }
         }
