@@ -204,7 +204,7 @@ public final class SelfCalLoop: @unchecked Sendable {
         var timings: [String: Double] = [:]
         let label = "round \(i)/\(n) (\(mode.rawValue), \(solint))"
 
-        progress?.step("\(label): solving")
+        progress?.step("\(label): solving and applying")
         var o = SolveOptions()
         o.calMode = mode
         o.solint = try SolutionInterval(parsing: solint)
