@@ -67,6 +67,33 @@ struct ContainerLoopTests {
         #expect(!FileManager.default.fileExists(atPath: ms + "/selfcal.lock"))
     }
 
+    /// A local batch of two MS, two at a time, each with its own container: both succeed and
+    /// improve, each report names the docker executor, and no container or lock is left.
+    @Test(.timeLimit(.minutes(6)))
+    func localBatchWithTheContainerExecutor() async throws {
+        try await ContainerSupport.require(.docker)
+        let dir = try TestSupport.tempDir()
+        defer { TestSupport.cleanup(dir) }
+        let (_, all) = try BatchTests.inputs(dir, count: 2)
+        let ms = Array(all.prefix(2))
+        var cfg = try JSONSerialization.jsonObject(with: Data(BatchTests.baseConfig.utf8)) as! [String: Any]
+        cfg["executor"] = ["kind": "container", "engine": "docker", "mounts": [["host": dir.path, "container": dir.path]]]
+        let config = dir.appendingPathComponent("container-batch.json").path
+        try JSONSerialization.data(withJSONObject: cfg).write(to: URL(fileURLWithPath: config))
+        let batchDir = dir.appendingPathComponent("batch").path
+        let r = try TestSupport.selfcal(["batch", config] + ms + ["--batch-dir", batchDir, "--local", "--jobs", "2"], timeout: 300)
+        #expect(r.status == 0, "\(r.output.suffix(2000))")
+        let s = try BatchTests.summary(batchDir)
+        #expect(s.entries.count == 2 && s.succeeded == 2 && s.allSucceeded)
+        for e in s.entries {
+            #expect((e.finalSnr ?? 0) > 2 * (e.initialSnr ?? .infinity), "\(e.ms) did not improve")
+            let report = try RunReport.load(from: e.outputDir)
+            #expect(report.executor.contains("docker"), "\(e.ms): \(report.executor)")
+        }
+        #expect(await containers("selfcal.run").isEmpty, "containers left")
+        #expect(BatchTests.noLocks(ms))
+    }
+
     func dockerPsSync() throws -> String {
         try TestSupport.run("/bin/sh", ["-c", "docker ps -q --filter label=selfcal.run"], timeout: 20).output
             .trimmingCharacters(in: .whitespacesAndNewlines)
