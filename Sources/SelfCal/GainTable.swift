@@ -113,7 +113,7 @@ public struct GainTable: Sendable {
         let npol = shape[0]
         // Columns are read one after the other: a cache that holds the table's buckets reads each
         // from the file once (CASA's tables and ours keep every column in one StandardStMan).
-        try t.setStandardStManCache("TIME", buckets: min(65536, n / 16 + 16))
+        _ = try? t.setStandardStManCache("TIME", buckets: min(65536, n / 16 + 16))
         let time = try t.doubles("TIME"), ant = try t.ints("ANTENNA1"), spw = try t.ints("SPECTRAL_WINDOW_ID")
         let ref = t.hasColumn("ANTENNA2") ? try t.ints("ANTENNA2") : Array(repeating: -1, count: n)
         let interval = t.hasColumn("INTERVAL") ? try t.doubles("INTERVAL") : Array(repeating: 0, count: n)

@@ -125,8 +125,10 @@ public struct RowIndex: Sendable {
         let columns = ["TIME", "ANTENNA1", "ANTENNA2", "DATA_DESC_ID"] + optional
         // Enlarge the StandardStMan cache(s) for the read; put back what was there after.
         var restore: [(String, Int)] = []
+        // Only a speed-up: a table whose storage managers cannot be reached this way (a
+        // reference table, say) is read with its caches as they are.
         for c in columns {
-            if let previous = try table.setStandardStManCache(c, buckets: cacheBuckets), previous != cacheBuckets {
+            if let previous = try? table.setStandardStManCache(c, buckets: cacheBuckets), previous != cacheBuckets {
                 restore.append((c, previous))
             }
         }
