@@ -126,7 +126,7 @@ public struct GainSolver: Sendable {
         var model = [Float]()
         var fieldIDs = [Int32]()
         /// Set by a fused pass: this chunk's data now hold CORRECTED_DATA, to be written.
-        var written = false
+        var holdsCorrected = false
         var flagsChanged = false
     }
 
@@ -152,8 +152,7 @@ public struct GainSolver: Sendable {
         /// Rows written by a second pass (`GainApplier`), for chunks the first could not finish.
         public var secondPassRows: Int
         public var newlyFlagged: Int
-        /// Wall time of the solving pass (with the fused writes) and of the second pass.
-        public var solveSeconds = 0.0
+        /// Wall time of the second pass (0 when there was none).
         public var secondPassSeconds = 0.0
     }
 
@@ -177,7 +176,6 @@ public struct GainSolver: Sendable {
 
     /// The solving pass; with `apply` (prior tables, possibly none) it also applies.
     private func run(ms: MeasurementSet, apply prior: [GainTable]?) throws -> SolveApplyResult {
-        let started = Date()
         try ms.table.requireColumn("DATA")
         try ms.table.requireColumn("MODEL_DATA", hint: "seed a model first, e.g. with `selfcal predict`")
         let nant = ms.antennas.count
@@ -201,7 +199,7 @@ public struct GainSolver: Sendable {
         let priorInterp = GainInterpolator(tables: prior ?? [])
         let fused = FusedState()
         let write: @Sendable (Int, Slot) throws -> Void = { _, slot in
-            guard slot.written else { return }
+            guard slot.holdsCorrected else { return }
             let v = slot.v
             try ms.writeData("CORRECTED_DATA", chunk: v.chunk, cellSize: v.cellSize, from: v.data)
             if slot.flagsChanged { try ms.writeFlags(chunk: v.chunk, cellSize: v.cellSize, v.flags) }
@@ -218,7 +216,7 @@ public struct GainSolver: Sendable {
                 let (spw, pol) = try ms.setup(of: slot.v.chunk.dataDescription)
                 Self.accumulate(slot, spw: spw.id, correlations: pol.correlations, nant: nant, options: opts,
                                 assign: assign, interp: interp, into: acc)
-                slot.written = false
+                slot.holdsCorrected = false
                 if fusable[i] {
                     correctInPass(slot, spw: spw.id, receptors: pol.correlations.map(\.receptors), nant: nant, refIndex: refIndex,
                                   keys: cellOf, acc: acc, fused: fused, prior: priorInterp)
@@ -282,7 +280,6 @@ public struct GainSolver: Sendable {
         logger.info("solved \(keys.count) cells, \(solutions.count) solutions, \(flagged) of \(2 * solutions.count) flagged")
         let table = GainTable(solutions: solutions)
         var result = SolveApplyResult(table: table, fusedRows: fused.rows, secondPassRows: 0, newlyFlagged: fused.newlyFlagged)
-        result.solveSeconds = Date().timeIntervalSince(started)
         if let prior {
             let rest = zip(chunks, fusable).filter { !$1 }.map(\.0)
             if !rest.isEmpty {
@@ -344,7 +341,7 @@ public struct GainSolver: Sendable {
         let flagged = GainApplier.correct(applierSlot, receptors: receptors, nant: nant, gains: gains)
         swap(&applierSlot.v, &slot.v)
         slot.flagsChanged = flagged > 0
-        slot.written = true
+        slot.holdsCorrected = true
         fused.newlyFlagged += flagged
         fused.rows += chunk.count
     }
