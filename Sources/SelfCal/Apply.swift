@@ -59,7 +59,7 @@ public struct GainApplier: Sendable {
             },
             process: { _, slot in
                 let (spw, pol) = try ms.setup(of: slot.v.chunk.dataDescription)
-                let flagged = Self.correct(slot, receptors: pol.correlations.map(\.receptors), nant: nant) { _, t in
+                let flagged = Self.correct(&slot.v, receptors: pol.correlations.map(\.receptors), nant: nant) { _, t in
                     (0..<(2 * nant)).map { interp.gain(spw: spw.id, antenna: $0 / 2, receptor: $0 % 2, time: t) }
                 }
                 slot.flagsChanged = flagged > 0
@@ -77,17 +77,12 @@ public struct GainApplier: Sendable {
         return summary
     }
 
-    /// Corrects one chunk in place (slot.v.data becomes CORRECTED_DATA); returns how many samples
+    /// Corrects one chunk in place (`v.data` becomes CORRECTED_DATA); returns how many samples
     /// it newly flagged (their data set to 0). `gains(row, time)` gives the gain per antenna and
     /// receptor (index antenna · 2 + receptor; nil: flagged) for a row of the MS and its time; it
     /// is asked again only when the time changes.
-    static func correct(_ slot: Slot, receptors: [(Int, Int)], nant: Int,
+    static func correct(_ v: inout VisibilityChunk, receptors: [(Int, Int)], nant: Int,
                         gains: (_ row: Int, _ time: Double) -> [SIMD2<Double>?]) -> Int {
-        // Move the chunk out of the slot so its arrays are uniquely owned (no copy on write) and
-        // data and flags can be borrowed at once; it goes back at the end.
-        var v = slot.v
-        slot.v = VisibilityChunk(chunk: v.chunk, channelCount: 0, correlationCount: 0)
-        defer { slot.v = v }
         let npol = v.correlationCount, nchan = v.channelCount, cs = v.cellSize
         let rows = v.rowCount
         let time = v.time, antenna1 = v.antenna1, antenna2 = v.antenna2

@@ -124,7 +124,6 @@ public struct GainSolver: Sendable {
     final class Slot: @unchecked Sendable {
         var v = VisibilityChunk(chunk: RowChunk(start: 0, count: 0, dataDescription: 0), channelCount: 0, correlationCount: 0)
         var model = [Float]()
-        var fieldIDs = [Int32]()
         /// Set by a fused pass: this chunk's data now hold CORRECTED_DATA, to be written.
         var holdsCorrected = false
         var flagsChanged = false
@@ -187,7 +186,6 @@ public struct GainSolver: Sendable {
         // Solution intervals from TIME and SCAN_NUMBER.
         let assign = try IntervalAssignment(ms: ms, solint: options.solint)
         let interp = options.preApply.isEmpty ? nil : GainInterpolator(tables: options.preApply)
-        let hasFieldID = ms.hasColumn("FIELD_ID")
         let acc = Accumulation()
         let opts = options
         let cellOf = CellKeyMap(assign: assign, dataDescription: rowIndex.dataDescription,
@@ -210,12 +208,11 @@ public struct GainSolver: Sendable {
                 let chunk = chunks[i]
                 try ms.read(chunk, dataColumn: "DATA", extra: [.flags, .weights], into: &slot.v)
                 try ms.readData("MODEL_DATA", chunk: chunk, cellSize: slot.v.cellSize, into: &slot.model)
-                slot.fieldIDs = hasFieldID ? Array(rowIndex.field[chunk.start..<(chunk.start + chunk.count)]) : []
             },
             process: { [self] i, slot in
                 let (spw, pol) = try ms.setup(of: slot.v.chunk.dataDescription)
                 Self.accumulate(slot, spw: spw.id, correlations: pol.correlations, nant: nant, options: opts,
-                                assign: assign, interp: interp, into: acc)
+                                assign: assign, fields: rowIndex.field, interp: interp, into: acc)
                 slot.holdsCorrected = false
                 if fusable[i] {
                     correctInPass(slot, spw: spw.id, receptors: pol.correlations.map(\.receptors), nant: nant, refIndex: refIndex,
@@ -336,10 +333,7 @@ public struct GainSolver: Sendable {
             }
             return out
         }
-        let applierSlot = GainApplier.Slot()
-        swap(&applierSlot.v, &slot.v)
-        let flagged = GainApplier.correct(applierSlot, receptors: receptors, nant: nant, gains: gains)
-        swap(&applierSlot.v, &slot.v)
+        let flagged = GainApplier.correct(&slot.v, receptors: receptors, nant: nant, gains: gains)
         slot.flagsChanged = flagged > 0
         slot.holdsCorrected = true
         fused.newlyFlagged += flagged
@@ -395,8 +389,9 @@ public struct GainSolver: Sendable {
 
     /// Adds one chunk's samples to the sums of their cells. Rows of one cell come in runs, so the
     /// cell is looked up only when the (interval, SPW) changes.
+    /// `fields`: FIELD_ID of every row of the MS (`RowIndex.field`).
     static func accumulate(_ slot: Slot, spw: Int, correlations: [Correlation], nant: Int, options: SolveOptions,
-                           assign: IntervalAssignment, interp: GainInterpolator?, into acc: Accumulation) {
+                           assign: IntervalAssignment, fields: [Int32], interp: GainInterpolator?, into acc: Accumulation) {
         let v = slot.v
         let hands: [(pol: Int, receptor: Int)] = correlations.enumerated().compactMap { i, c in
             c.isParallelHand ? (i, c.receptors.0) : nil
@@ -405,7 +400,6 @@ public struct GainSolver: Sendable {
         let phaseOnly = options.calMode == .p
         // The common layout (two parallel hands, receptor 0 then 1) takes the vectorised path.
         let twoHands = npol == 2 && hands.count == 2 && hands[0] == (0, 0) && hands[1] == (1, 1)
-        let fieldIDs = slot.fieldIDs
         // Pre-applied gains per unique time in the chunk.
         var preGains: [Double: [SIMD2<Double>?]] = [:]
         var lastKey: CellKey?
@@ -433,7 +427,7 @@ public struct GainSolver: Sendable {
                     lastKey = key
                 }
                 let cell = cell!
-                if !fieldIDs.isEmpty { cell.field = Int(fieldIDs[row]) }
+                cell.field = Int(fields[v.chunk.start + row])
                 let t = v.time[row]
                 if t != cell.lastTime {
                     cell.times.insert(t)

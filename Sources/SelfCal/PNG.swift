@@ -137,15 +137,7 @@ public enum PNG {
                 let a = i >= channels ? Int(pixels[dst + i - channels]) : 0
                 let b = y > 0 ? Int(pixels[dst - stride + i]) : 0
                 let c = (y > 0 && i >= channels) ? Int(pixels[dst - stride + i - channels]) : 0
-                let predictor: Int
-                switch filter {
-                case 0: predictor = 0
-                case 1: predictor = a
-                case 2: predictor = b
-                case 3: predictor = (a + b) / 2
-                default: predictor = paeth(a, b, c)
-                }
-                pixels[dst + i] = UInt8(truncatingIfNeeded: Int(raw[src + i]) + predictor)
+                pixels[dst + i] = UInt8(truncatingIfNeeded: Int(raw[src + i]) + predictor(Int(filter), a, b, c))
             }
         }
         return RasterImage(width: width, height: height, channels: channels, pixels: pixels)
@@ -166,6 +158,17 @@ public enum PNG {
         }
     }
 
+    /// What PNG filter type `filter` predicts a byte from: a (left), b (up), c (up-left).
+    @inline(__always) static func predictor(_ filter: Int, _ a: Int, _ b: Int, _ c: Int) -> Int {
+        switch filter {
+        case 0: return 0
+        case 1: return a
+        case 2: return b
+        case 3: return (a + b) / 2
+        default: return paeth(a, b, c)
+        }
+    }
+
     static func paeth(_ a: Int, _ b: Int, _ c: Int) -> Int {
         let p = a + b - c
         let pa = abs(p - a), pb = abs(p - b), pc = abs(p - c)
@@ -180,15 +183,7 @@ public enum PNG {
             let a = i >= bpp ? Int(row[i - bpp]) : 0
             let b = Int(up[i])
             let c = i >= bpp ? Int(up[i - bpp]) : 0
-            let predictor: Int
-            switch filter {
-            case 0: predictor = 0
-            case 1: predictor = a
-            case 2: predictor = b
-            case 3: predictor = (a + b) / 2
-            default: predictor = paeth(a, b, c)
-            }
-            out[i] = UInt8(truncatingIfNeeded: x - predictor)
+            out[i] = UInt8(truncatingIfNeeded: x - predictor(filter, a, b, c))
         }
     }
 

@@ -136,8 +136,7 @@ struct BatchStatus: AsyncParsableCommand {
             let plan = try BatchPlan.load(d)
             var scheduler: [Int: String] = [:]
             if let id = plan.slurmJobIDs.last {
-                let logger = Logger(label: "selfcal.batch")
-                scheduler = (try? await Slurm(runner: ProcessRunner(logger: logger), scratch: URL(fileURLWithPath: d)).states(jobID: id)) ?? [:]
+                scheduler = (try? await slurmClient(d).states(jobID: id)) ?? [:]
             } else if let pid = plan.localPID, kill(pid, 0) == 0 {
                 for e in entriesToRun(plan) { scheduler[e.index] = "queued" }
             }
@@ -157,7 +156,7 @@ struct BatchCancel: AsyncParsableCommand {
         try await runReportingErrors {
             let d = absolute(dir)
             let plan = try BatchPlan.load(d)
-            let slurmAPI = Slurm(runner: ProcessRunner(logger: Logger(label: "selfcal.batch")), scratch: URL(fileURLWithPath: d))
+            let slurmAPI = slurmClient(d)
             for id in plan.slurmJobIDs {
                 let live = (try? await slurmAPI.states(jobID: id)) ?? [:]
                 if live.isEmpty { continue }
@@ -198,6 +197,11 @@ func writeBatchReport(_ dir: String) {
     } catch {
         FileHandle.standardError.write(Data("selfcal: warning: batch-report.html not written: \(error)\n".utf8))
     }
+}
+
+/// The Slurm client `batch status` and `batch cancel` use on a batch directory.
+func slurmClient(_ batchDir: String) -> Slurm {
+    Slurm(runner: ProcessRunner(logger: Logger(label: "selfcal.batch")), scratch: URL(fileURLWithPath: batchDir))
 }
 
 func absolute(_ p: String) -> String { URL(fileURLWithPath: p).standardizedFileURL.path }
