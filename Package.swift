@@ -27,17 +27,20 @@ let package = Package(
         .systemLibrary(name: "CFITSIO", pkgConfig: "cfitsio",
                        providers: [.apt(["libcfitsio-dev", "wcslib-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // The errors with their exit codes, the atomic file writer and the JSON configuration:
+        // what every other target shares, and nothing else.
+        .target(name: "SelfCalSupport"),
         .target(
             name: "Imaging",
             dependencies: [
-                "CFITSIO",
+                "SelfCalSupport", "CFITSIO", "CZlib",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
             name: "SelfCal",
             dependencies: [
-                "CCasacore", "CZlib", "Imaging",
+                "SelfCalSupport", "CCasacore", "Imaging",
                 .product(name: "Numerics", package: "swift-numerics"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -45,16 +48,16 @@ let package = Package(
         .executableTarget(
             name: "selfcal",
             dependencies: [
-                "SelfCal", "Imaging",
+                "SelfCal", "Imaging", "SelfCalSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Measurements for bench/*.sh (not a user command).
-        .executableTarget(name: "selfcal-bench", dependencies: ["SelfCal"]),
+        .executableTarget(name: "selfcal-bench", dependencies: ["SelfCal", "SelfCalSupport"]),
         .testTarget(
             name: "SelfCalTests",
-            dependencies: ["SelfCal", "Imaging"],
+            dependencies: ["SelfCal", "Imaging", "SelfCalSupport"],
             exclude: ["FaultScripts"]
         ),
     ],

@@ -4,6 +4,8 @@ import Imaging
 import Logging
 import SelfCal
 
+import SelfCalSupport
+
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -3,6 +3,7 @@ import Foundation
 import Imaging
 import Logging
 import SelfCal
+import SelfCalSupport
 
 extension CalMode: ExpressibleByArgument {}
 

@@ -3,6 +3,7 @@ import Foundation
 import Imaging
 import Logging
 import SelfCal
+import SelfCalSupport
 
 /// `selfcal doctor`: what selfcal can use on this machine, and the command that fixes what is
 /// missing. Every probe is bounded by `--probe-timeout`; the checks run side by side.

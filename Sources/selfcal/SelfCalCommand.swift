@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Imaging
 import SelfCal
+import SelfCalSupport
 
 @main
 struct SelfCalCommand: AsyncParsableCommand {
