@@ -46,7 +46,8 @@ struct Run: AsyncParsableCommand {
             }
             let out = c.outputDir ?? (msPath as NSString).standardizingPath + ".selfcal"
             if dryRun {
-                printPlan(c, outputDir: out)
+                let call = try ImagingCall(config: c, ms: try MeasurementSet(path: msPath))
+                printPlan(c, outputDir: out, call: call)
                 return
             }
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
@@ -85,24 +86,25 @@ struct Run: AsyncParsableCommand {
         }
     }
 
-    func printPlan(_ c: SelfCalConfig, outputDir: String) {
+    func printPlan(_ c: SelfCalConfig, outputDir: String, call: ImagingCall) {
         say("plan for \(c.ms ?? "?") → \(outputDir)")
         say("  executor: \(c.executor.kind)\(c.executor.engine.map { " (\($0))" } ?? "")")
         let seeding = c.useNvssSeeding ? "catalog \(c.nvssCatalog ?? "(none)") above \(c.nvssMinMjy) mJy, calibrator as fallback" : "calibrator model"
         say("  seed MODEL_DATA: \(seeding)")
-        let cell = c.imaging.cellArcsec.map { "\($0)\"" } ?? "from the longest baseline"
-        say("  initial image of DATA: \(c.imaging.imsize)² pixels, cell \(cell), niter \(c.imaging.niter)")
+        let cell = c.imaging.cellArcsec == nil ? " (from the longest baseline)" : ""
+        say("  initial image of DATA: \(call.size)² pixels, cell \(call.cellArcsec)\"\(cell), niter \(c.imaging.niter)")
         for (i, r) in c.plannedRounds.enumerated() {
             say("  round \(i + 1): solve \(r.calMode.rawValue) solint \(r.solint) (refant \(c.refant)), apply, image CORRECTED_DATA, accept if SNR ≥ ×\(c.minSnrImprovement)")
         }
-        var o = WSCleanOptions(name: (outputDir as NSString).appendingPathComponent("round-01/image"), size: c.imaging.imsize, scaleArcsec: c.imaging.cellArcsec ?? 0)
-        o.niter = c.imaging.niter
-        o.mgain = c.imaging.mgain
-        o.autoThreshold = c.imaging.autoThreshold
-        o.autoMask = c.imaging.autoMask
-        o.dataColumn = "CORRECTED_DATA"
-        o.extraArguments = c.imaging.extraArgs
-        say("  WSClean per round: wsclean " + o.arguments(measurementSets: [c.ms ?? "MS"]).joined(separator: " "))
+        // The round's WSClean call from the builder the run uses, for this MS and output directory.
+        let msPath = URL(fileURLWithPath: c.ms ?? "").standardizedFileURL.path
+        let out = URL(fileURLWithPath: outputDir).standardizedFileURL.path
+        let mask = c.useNvssSeeding && c.nvssCatalog != nil ? ImagingCall.maskPath(outputDir: out) : nil
+        let prefix = (ImagingCall.roundDirectory(1, outputDir: out) as NSString).appendingPathComponent("image")
+        let options = call.image(prefix: prefix, column: "CORRECTED_DATA", updateModel: true, mask: mask)
+        let words = ["wsclean"] + options.arguments(measurementSets: [msPath])
+        say("  WSClean per round\(mask == nil ? "" : " (with the catalog mask when seeding finds sources)"): "
+            + ProcessSpec(words[0], arguments: Array(words.dropFirst()), logPath: URL(fileURLWithPath: "/dev/null")).commandLine)
     }
 
     func printSummary(_ r: RunReport) {

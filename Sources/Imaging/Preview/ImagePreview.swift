@@ -1,5 +1,4 @@
 import Foundation
-import Imaging
 
 /// A colour map: colours at positions 0…1, interpolated linearly between them.
 public struct Colormap: Sendable {

@@ -3,7 +3,6 @@
 
 import CZlib
 import Foundation
-import Imaging
 import SelfCalSupport
 
 /// An 8-bit image in memory, rows top to bottom, channels interleaved (1 grey, 3 RGB, 4 RGBA).

@@ -24,9 +24,16 @@ public enum SolutionInterval: Sendable, Equatable, CustomStringConvertible {
             guard let v = Double(num), v > 0, v.isFinite else {
                 throw PipelineError(.badConfig, "solution interval '\(s)' is not 'int', 'inf' or a positive duration like '60s'", context: "solint")
             }
+            // A year is far longer than any scan; beyond it use "inf" (and no overflow later).
+            guard v * scale <= Self.longest else {
+                throw PipelineError(.badConfig, "solution interval '\(s)' is longer than a year; use \"inf\" for one solution per scan", context: "solint")
+            }
             self = .seconds(v * scale)
         }
     }
+
+    /// The longest interval in seconds a config may give (a year).
+    static let longest = 365.25 * 86400
 
     public var description: String {
         switch self {

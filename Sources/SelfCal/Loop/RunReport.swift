@@ -45,25 +45,17 @@ public struct RunReport: Sendable, Codable {
     /// selfcal's own peak resident memory (WSClean's is not included), MiB.
     public var peakRssMb: Double?
 
+    /// Writes `report.json` in `dir` atomically.
     public func write(to dir: String) throws {
-        let enc = JSONEncoder()
-        enc.keyEncodingStrategy = .convertToSnakeCase
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let data = try enc.encode(self)
-        let path = (dir as NSString).appendingPathComponent("report.json")
-        let tmp = path + ".tmp"
-        try data.write(to: URL(fileURLWithPath: tmp))
-        _ = rename(tmp, path)
+        try JSONCoding.write(self, to: (dir as NSString).appendingPathComponent("report.json"))
     }
 
     public static func load(from dir: String) throws -> RunReport {
         let path = (dir as NSString).appendingPathComponent("report.json")
-        guard let data = FileManager.default.contents(atPath: path) else {
+        guard let report = try JSONCoding.read(RunReport.self, from: path) else {
             throw PipelineError(.badInput, "no report.json (has a run written here?)", context: path)
         }
-        let dec = JSONDecoder()
-        dec.keyDecodingStrategy = .convertFromSnakeCase
-        return try dec.decode(RunReport.self, from: data)
+        return report
     }
 }
 
@@ -82,16 +74,11 @@ struct RunState: Codable {
     var finished: Bool
 
     static func load(_ dir: String) -> RunState? {
-        let path = (dir as NSString).appendingPathComponent("state.json")
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        return try? JSONDecoder().decode(RunState.self, from: data)
+        try? JSONCoding.read(RunState.self, from: (dir as NSString).appendingPathComponent("state.json"))
     }
 
+    /// Writes `state.json` atomically, in the same key style as `report.json`.
     func save(_ dir: String) throws {
-        let path = (dir as NSString).appendingPathComponent("state.json")
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try enc.encode(self).write(to: URL(fileURLWithPath: path + ".tmp"))
-        _ = rename(path + ".tmp", path)
+        try JSONCoding.write(self, to: (dir as NSString).appendingPathComponent("state.json"))
     }
 }

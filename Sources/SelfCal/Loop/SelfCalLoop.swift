@@ -29,7 +29,7 @@ public final class SelfCalLoop: @unchecked Sendable {
     private var state: RunState
     private var ms: MeasurementSet!
     private let started = Date()
-    private var imagingGeometry: (size: Int, cellArcsec: Double)?
+    private var calls: ImagingCall!
 
     public init(config: SelfCalConfig, executor: any WSCleanExecutor, logger: Logger, progress: (any ProgressSink)? = nil,
                 resume: Bool = false) throws {
@@ -109,7 +109,7 @@ public final class SelfCalLoop: @unchecked Sendable {
         return r
     }
 
-    private func roundDir(_ i: Int) -> String { (outputDir as NSString).appendingPathComponent(String(format: "round-%02d", i)) }
+    private func roundDir(_ i: Int) -> String { ImagingCall.roundDirectory(i, outputDir: outputDir) }
 
     // MARK: The algorithm
 
@@ -118,8 +118,7 @@ public final class SelfCalLoop: @unchecked Sendable {
         if frac > config.maxFlaggedFraction {
             throw PipelineError(.badInput, String(format: "%.0f%% of the data are flagged, more than max_flagged_fraction %.0f%%", frac * 100, config.maxFlaggedFraction * 100), context: msPath)
         }
-        let geometry = try imaging()
-        imagingGeometry = geometry
+        calls = try ImagingCall(config: config, ms: ms, logger: logger)
 
         if resume, let saved = RunState.load(outputDir), saved.ms == msPath, saved.finished,
            let previous = try? RunReport.load(from: outputDir) {
@@ -294,9 +293,9 @@ public final class SelfCalLoop: @unchecked Sendable {
         try ms.table.release()
         var record = try await Seeder(options: o, executor: executor, workDirectory: work, logger: logger).seed(msPath: msPath)
         if record.fallback, let reason = record.fallbackReason { warn("seeding fell back to the calibrator model: \(reason)") }
-        if record.model != .calibrator, let catalog = config.nvssCatalog, let g = imagingGeometry {
+        if record.model != .calibrator, let catalog = config.nvssCatalog, let g = calls {
             let model = try CatalogModel.build(ms: ms, catalog: catalog, selection: o.selection, calibrator: o.calibrator)
-            let path = (outputDir as NSString).appendingPathComponent("mask.fits")
+            let path = ImagingCall.maskPath(outputDir: outputDir)
             let n = try CleanMask(ms: ms, size: g.size, cellArcsec: g.cellArcsec, radiusArcsec: config.maskRadiusArcsec)
                 .write(sources: model.components, to: path)
             record.mask = path
@@ -308,55 +307,13 @@ public final class SelfCalLoop: @unchecked Sendable {
 
     // MARK: Imaging
 
-    /// The image size and cell: the config's, or a cell that samples the longest baseline.
-    private func imaging() throws -> (size: Int, cellArcsec: Double) {
-        if let c = config.imaging.cellArcsec { return (config.imaging.imsize, c) }
-        var maxB = 0.0
-        for chunk in try ms.rowChunks(targetRows: 200_000) {
-            let v = try ms.read(chunk, dataColumn: nil, extra: .uvw)
-            for r in 0..<v.rowCount {
-                let u = v.uvw[3 * r], w = v.uvw[3 * r + 1]
-                maxB = max(maxB, (u * u + w * w).squareRoot())
-            }
-        }
-        try ms.table.release()
-        let fmax = ms.spectralWindows.flatMap(\.frequencies).max() ?? 1.4e9
-        guard maxB > 0 else { throw PipelineError(.badInput, "all baselines have zero length", context: msPath) }
-        let cell = 299_792_458.0 / fmax / maxB / 3 * 180 / .pi * 3600
-        logger.info("cell size \(String(format: "%.2f", cell))\" from the longest baseline (\(Int(maxB)) m)")
-        return (config.imaging.imsize, (cell * 100).rounded(.down) / 100)
-    }
-
-    func wscleanOptions(prefix: String, column: String) -> WSCleanOptions {
-        let g = imagingGeometry!
-        var o = WSCleanOptions(name: prefix, size: g.size, scaleArcsec: g.cellArcsec)
-        o.niter = config.imaging.niter
-        o.mgain = config.imaging.mgain
-        o.autoThreshold = config.imaging.autoThreshold
-        o.autoMask = config.imaging.autoMask
-        switch config.imaging.weighting {
-        case "natural": o.weighting = .natural
-        case "uniform": o.weighting = .uniform
-        default: o.weighting = .briggs(config.imaging.robust)
-        }
-        o.dataColumn = column
-        o.field = config.field
-        o.threads = ProcessInfo.processInfo.activeProcessorCount
-        o.extraArguments = config.imaging.extraArgs
-        o.fitsMask = state.seeding?.mask
-        o.tempDirectory = (prefix as NSString).deletingLastPathComponent
-        return o
-    }
-
     private func image(column: String, prefix: String, updateModel: Bool, key: String) async throws -> ImageMetrics {
         try checkCancelled()
         try ms.table.release()
-        var o = wscleanOptions(prefix: prefix, column: column)
-        o.updateModel = updateModel
+        let options = calls.image(prefix: prefix, column: column, updateModel: updateModel, mask: state.seeding?.mask)
         let log = URL(fileURLWithPath: prefix + ".wsclean.log")
         let sink = progress
         let onProgress: (@Sendable (Int) -> Void)? = sink.map { p in { @Sendable (v: Int) in p.percent(v) } }
-        let options = o
         let result: WSCleanResult = try await timed(key) {
             try await executor.run(options, measurementSets: [msPath], logPath: log, progress: onProgress)
         }
@@ -367,10 +324,7 @@ public final class SelfCalLoop: @unchecked Sendable {
 
     private func predictFromImage(_ prefix: String) async throws {
         try ms.table.release()
-        var o = wscleanOptions(prefix: prefix, column: "DATA")
-        o.predict = true
-        o.dataColumn = nil
-        let options = o
+        let options = calls.predict(prefix: prefix)
         let result: WSCleanResult = try await timed("predict") {
             try await executor.run(options, measurementSets: [msPath], logPath: URL(fileURLWithPath: prefix + ".predict.log"), progress: nil)
         }

@@ -34,6 +34,8 @@ struct LoopTests {
         defer { TestSupport.cleanup(dir) }
         let (config, ms) = try Self.setUp(dir)
         let dataBefore = try Self.column(ms, "DATA")
+        let plan = try TestSupport.selfcal(["run", config, "--dry-run"], timeout: 60)
+        #expect(plan.status == 0, "\(plan.output)")
         let r = try TestSupport.selfcal(["run", config], timeout: 220)
         #expect(r.status == 0, "\(r.output.suffix(3000))")
         let out = dir.appendingPathComponent("out").path
@@ -57,6 +59,15 @@ struct LoopTests {
         let log = try String(contentsOfFile: (out as NSString).appendingPathComponent("selfcal.log"), encoding: .utf8)
         #expect(log.components(separatedBy: "wsclean").count - 1 >= report.rounds.count + 1)
         #expect(log.contains("-data-column CORRECTED_DATA"))
+        // --dry-run printed exactly the WSClean call round 1 executed (the program path aside).
+        func afterProgram(_ line: Substring) -> String {
+            String(line.drop { $0 != " " }.dropFirst())
+        }
+        let planned = try #require(plan.output.split(separator: "\n").first { $0.contains("WSClean per round") })
+        let plannedCall = afterProgram(planned[planned.range(of: ": ")!.upperBound...])
+        let ran = try #require(log.split(separator: "\n").first { $0.contains(" ran ") && $0.contains("round-01/image ") })
+        let ranCall = afterProgram(ran[ran.range(of: " ran ")!.upperBound...].prefix { $0 != "→" }.dropLast())
+        #expect(plannedCall == ranCall, "dry run:\n\(plannedCall)\nrun:\n\(ranCall)")
 
         // The final table's phases match the truth (referenced to antenna "1" = index 0).
         let finalTable = try GainTable.read(path: try #require(report.finalCaltable))
